@@ -1,0 +1,112 @@
+"""Canonical events -> 403-number buyer vectors, partition by partition, bounded in memory.
+
+Each partition (`store_id=<s>/bucket=<b>`) holds whole buyers, so it is processed alone: scalars,
+stratum and slots (scalars.py), content embeddings of the slot products (embed.py), written into
+its row range of the zarr matrix. The 16 scalars are then standardised in place with mean/std
+fitted on training stores only (saved in stats.json, reused for held-out and future stores), and
+the behaviour labels are thresholded at the training-store medians.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import numpy as np
+import polars as pl
+
+from simpersona_jax.features import embed, scalars, store
+
+DIM = len(scalars.SCALAR_NAMES) + len(scalars.SLOTS) * embed.DIM + len(scalars.SLOTS)  # 403
+# Label -> (scalar column, threshold rule): high = value > training-store median.
+LABEL_SOURCES = {"purchase_hi": "purchases_per_session", "explore_hi": "log_distinct_products",
+                 "engage_hi": "log_events"}
+
+
+def list_partitions(events_dir: str) -> list[str]:
+    parts = sorted({os.path.dirname(p) for p in glob.glob(
+        os.path.join(events_dir, "store_id=*", "bucket=*", "*.parquet"))})
+    if not parts:
+        raise FileNotFoundError(f"no canonical event partitions under {events_dir} "
+                                "(expected store_id=<s>/bucket=<b>/*.parquet)")
+    return parts
+
+
+def _scan(partition_or_dir: str) -> pl.LazyFrame:
+    return pl.scan_parquet(os.path.join(partition_or_dir, "**", "*.parquet") if not
+                           partition_or_dir.endswith(".parquet") else partition_or_dir,
+                           hive_partitioning=True).drop("bucket", strict=False)
+
+
+def vectors_from_table(table: pl.DataFrame) -> np.ndarray:
+    """[B, 403]: raw scalars ‖ 3 slot embeddings ‖ 3 slot masks (scalars standardised later)."""
+    x = np.zeros((table.height, DIM), np.float32)
+    n_s = len(scalars.SCALAR_NAMES)
+    x[:, :n_s] = table.select(scalars.SCALAR_NAMES).to_numpy().astype(np.float32)
+    for k, slot in enumerate(scalars.SLOTS):
+        present = table[f"{slot}.product_id"].is_not_null().to_numpy()
+        cols = [table[f"{slot}.{c}"].to_list() for c in scalars.CONTENT]
+        lo = n_s + k * embed.DIM
+        x[:, lo:lo + embed.DIM] = embed.embed_products(*cols) * present[:, None]
+        x[:, n_s + len(scalars.SLOTS) * embed.DIM + k] = present
+    return x
+
+
+def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | None = None,
+                 truth: pl.DataFrame | None = None, progress=None) -> dict:
+    """Writes vectors.zarr, meta.parquet and stats.json under `buyers_dir`; returns stats."""
+    os.makedirs(buyers_dir, exist_ok=True)
+    parts = list_partitions(events_dir)
+    medians = scalars.store_median_prices(_scan(events_dir)).collect()
+    counts = [_scan(p).select(pl.col("buyer_id").n_unique()).collect().item() for p in parts]
+    matrix = store.create_matrix(os.path.join(buyers_dir, "vectors.zarr"), sum(counts), DIM)
+    metas, offset = [], 0
+    for part, n in zip(parts, counts):
+        table = scalars.buyer_table(_scan(part), medians.lazy()).collect()
+        assert table.height == n, (part, table.height, n)
+        matrix[offset:offset + n].write(vectors_from_table(table)).result()
+        metas.append(table.select("buyer_id", "store_id", "stratum", "n_events",
+                                  *scalars.SCALAR_NAMES)
+                     .with_columns(row=pl.int_range(offset, offset + n, dtype=pl.Int64)))
+        offset += n
+        progress and progress(n)
+    meta = pl.concat(metas)
+    stores_sorted = sorted(meta["store_id"].unique().to_list())
+    train_stores = stores_sorted if train_stores is None else list(train_stores)
+    meta = meta.with_columns(
+        split=pl.when(pl.col("store_id").is_in(train_stores)).then(pl.lit("train"))
+        .otherwise(pl.lit("heldout")),
+        store=pl.col("store_id").replace_strict(stores_sorted, range(len(stores_sorted)),
+                                                return_dtype=pl.Int32))
+    train = meta.filter(pl.col("split") == "train")
+    if train.height == 0:
+        raise ValueError(f"no buyers in the training stores {train_stores[:5]}...: "
+                         "standardisation statistics would be undefined")
+    raw = train.select(scalars.SCALAR_NAMES).to_numpy()
+    mean, std = raw.mean(0), raw.std(0)
+    std = np.where(std > 1e-8, std, 1.0)
+    thresholds = {k: float(train[v].median()) for k, v in LABEL_SOURCES.items()}
+    meta = meta.with_columns(
+        *[(pl.col(v) > thresholds[k]).cast(pl.Int32).alias(k) for k, v in LABEL_SOURCES.items()])
+    if truth is not None:
+        from simpersona_jax.synth.types import TYPE_NAMES
+        meta = meta.join(truth.select("store_id", "buyer_id", pl.col("type").replace_strict(
+            TYPE_NAMES, range(len(TYPE_NAMES)), return_dtype=pl.Int32).alias("true_type")),
+            on=["store_id", "buyer_id"], how="left", maintain_order="left")
+    else:
+        meta = meta.with_columns(true_type=pl.lit(None, pl.Int32))
+    meta = meta.with_columns(pl.col("true_type").fill_null(-1))
+    n_s = len(scalars.SCALAR_NAMES)
+    for lo in range(0, offset, 1 << 16):  # standardise the scalar columns in place
+        block = matrix[lo:min(lo + (1 << 16), offset), :n_s]
+        block.write(((block.read().result() - mean) / std).astype(np.float32)).result()
+    meta.select("row", "buyer_id", "store_id", "store", "split", "stratum", *LABEL_SOURCES,
+                "true_type", "n_events").write_parquet(os.path.join(buyers_dir, "meta.parquet"))
+    stats = {"dim": DIM, "scalar_names": list(scalars.SCALAR_NAMES), "mean": mean.tolist(),
+             "std": std.tolist(), "label_thresholds": thresholds, "label_sources": LABEL_SOURCES,
+             "train_stores": train_stores, "stores": stores_sorted, "buyers": offset,
+             "strata": meta["stratum"].value_counts().sort("stratum").rows()}
+    with open(os.path.join(buyers_dir, "stats.json"), "w") as f:
+        json.dump(stats, f, indent=1)
+    return stats

@@ -1,0 +1,137 @@
+"""Buyer vectors on disk (tensorstore zarr + Parquet metadata) and their Grain loaders.
+
+`<buyers_dir>/vectors.zarr` holds the dense [N, 403] float32 matrix, chunked by rows;
+`meta.parquet` is row-aligned (buyer_id, store_id, store, split, stratum, labels, true_type);
+`stats.json` holds the standardisation statistics and label thresholds fitted on training stores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import grain
+import numpy as np
+import polars as pl
+import tensorstore as ts
+
+LABELS: tuple[str, ...] = ("stratum", "purchase_hi", "explore_hi", "engage_hi", "store", "true_type")
+SPLITS = ("train", "heldout", "all")
+CHUNK_ROWS = 1024
+
+
+def _spec(path: str) -> dict:
+    return {"driver": "zarr", "kvstore": {"driver": "file", "path": os.path.abspath(path)}}
+
+
+def create_matrix(path: str, rows: int, dim: int) -> ts.TensorStore:
+    return ts.open({**_spec(path), "metadata": {"dtype": "<f4", "shape": [rows, dim],
+                                                "chunks": [CHUNK_ROWS, dim], "compressor": None}},
+                   create=True, delete_existing=True).result()
+
+
+def open_matrix(path: str) -> ts.TensorStore:
+    return ts.open({**_spec(path), "context": {"cache_pool": {"total_bytes_limit": 256 << 20}}},
+                   open=True, read=True).result()
+
+
+def read_meta(buyers_dir: str) -> pl.DataFrame:
+    return pl.read_parquet(os.path.join(buyers_dir, "meta.parquet"))
+
+
+def read_stats(buyers_dir: str) -> dict:
+    with open(os.path.join(buyers_dir, "stats.json")) as f:
+        return json.load(f)
+
+
+def split_rows(buyers_dir: str, split: str) -> np.ndarray:
+    """Sorted row indices of a split ("train", "heldout" or "all")."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    meta = read_meta(buyers_dir)
+    if split != "all":
+        meta = meta.filter(pl.col("split") == split)
+    return meta["row"].to_numpy().astype(np.int64)
+
+
+class BuyerSource(grain.sources.RandomAccessDataSource):
+    """Random access to one split's buyers: `source[i]` -> dict of x [403] and int labels.
+
+    Holds the split in memory when it is smaller than `in_memory_bytes`, else reads rows from the
+    zarr array through tensorstore (sorted batch reads in `__getitems__`).
+    """
+
+    def __init__(self, buyers_dir: str, split: str = "train", in_memory_bytes: int = 2 << 30):
+        self.buyers_dir = buyers_dir
+        self.split = split
+        self._rows = split_rows(buyers_dir, split)
+        meta = read_meta(buyers_dir)
+        self._labels = {k: meta[k].to_numpy().astype(np.int32)[self._rows] for k in LABELS}
+        self._matrix = open_matrix(os.path.join(buyers_dir, "vectors.zarr"))
+        self.dim = int(self._matrix.shape[1])
+        self._dense = None
+        if len(self._rows) * self.dim * 4 <= in_memory_bytes:
+            self._dense = self._read(np.arange(len(self._rows)))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def _read(self, idx: np.ndarray) -> np.ndarray:
+        if self._dense is not None:
+            return self._dense[idx]
+        rows = self._rows[idx]
+        order = np.argsort(rows)
+        out = np.empty((len(rows), self.dim), np.float32)
+        out[order] = self._matrix[ts.d[0].translate_to[0]][rows[order]].read().result()
+        return out
+
+    def __getitem__(self, i) -> dict:
+        i = int(i)
+        if not 0 <= i < len(self):
+            raise IndexError(f"buyer index {i} out of range for split {self.split!r} ({len(self)})")
+        out = {k: v[i] for k, v in self._labels.items()}
+        out["x"] = self._read(np.asarray([i]))[0]
+        out["row"] = self._rows[i]
+        return out
+
+    def __getitems__(self, indices) -> list[dict]:
+        idx = np.asarray(indices, np.int64)
+        x = self._read(idx)
+        return [{**{k: v[j] for k, v in self._labels.items()}, "x": x[n], "row": self._rows[j]}
+                for n, j in enumerate(idx)]
+
+    def __repr__(self) -> str:
+        return f"BuyerSource({self.buyers_dir!r}, split={self.split!r}, n={len(self)})"
+
+
+def load_arrays(buyers_dir: str, split: str = "all") -> dict[str, np.ndarray]:
+    """The whole split as stacked numpy arrays (x [N, 403], labels [N], row [N])."""
+    src = BuyerSource(buyers_dir, split, in_memory_bytes=0)
+    out = dict(src._labels)
+    out["x"] = src._read(np.arange(len(src)))
+    out["row"] = src._rows
+    return out
+
+
+def make_dataset(buyers_dir: str, split: str, global_batch_size: int, *, seed: int,
+                 shuffle: bool = True, num_epochs: int | None = None, shard_index: int | None = None,
+                 shard_count: int | None = None, drop_remainder: bool = True) -> grain.MapDataset:
+    """This host's slice of the split, shuffled per epoch, batched to the per-host batch size."""
+    import jax  # local: data-only users need no jax start-up
+
+    shard_index = jax.process_index() if shard_index is None else shard_index
+    shard_count = jax.process_count() if shard_count is None else shard_count
+    if global_batch_size % shard_count:
+        raise ValueError(f"global batch {global_batch_size} is not divisible by {shard_count} hosts")
+    ds = grain.MapDataset.source(BuyerSource(buyers_dir, split))
+    if shard_count > 1:
+        ds = ds[shard_index::shard_count]
+    if shuffle:
+        ds = ds.shuffle(seed=seed)
+    ds = ds.repeat(num_epochs)
+    return ds.batch(global_batch_size // shard_count, drop_remainder=drop_remainder)
+
+
+def make_loader(buyers_dir: str, split: str, global_batch_size: int, **kwargs):
+    """A checkpointable iterator (`get_state()` / `set_state()`) over host-local batches."""
+    return iter(make_dataset(buyers_dir, split, global_batch_size, **kwargs).to_iter_dataset())
