@@ -57,8 +57,11 @@ def empty_frame() -> pl.DataFrame:
     return pl.DataFrame(schema=SCHEMA)
 
 
-def conform(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Adds missing optional columns as nulls and orders/casts columns canonically."""
+def conform(frame: pl.LazyFrame, keep: tuple[str, ...] = ()) -> pl.LazyFrame:
+    """Adds missing optional columns as nulls and orders/casts columns canonically.
+
+    Columns in `keep` are passed through after the canonical ones; all others are dropped.
+    """
     names = frame.collect_schema().names()
     exprs = []
     for name, dtype in SCHEMA.items():
@@ -66,4 +69,4 @@ def conform(frame: pl.LazyFrame) -> pl.LazyFrame:
             exprs.append(pl.col(name).cast(dtype, strict=False).alias(name))
         else:
             exprs.append(pl.lit(None, dtype=dtype).alias(name))
-    return frame.select(exprs)
+    return frame.select(*exprs, *keep)

@@ -1,0 +1,196 @@
+"""Raw event files -> canonical LazyFrames: format sniffing, source detection, schema checks.
+
+`load_events(paths, source="auto", store_id=None)` accepts files, directories and globs; CSV/TSV
+(plain, .gz, .zst), Parquet and JSONL (OTTO). Each file's source is detected from its header (or
+named); a file missing a column its source needs fails fast with a `SchemaError` naming the file
+and the column. Row-level problems are not handled here but by `simpersona_jax.data.validate`.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import io
+import os
+import shutil
+import tempfile
+
+import polars as pl
+import zstandard
+
+from simpersona_jax.data import schema
+from simpersona_jax.data.sources import builtin
+from simpersona_jax.data.sources.mapping import BOOKKEEPING, Mapping, SchemaError, to_canonical
+
+__all__ = ["SchemaError", "Mapping", "expand_paths", "load_events", "read_file", "detect"]
+
+OTTO = Mapping(
+    name="otto", signature=("session", "events"),
+    columns=dict(buyer_id="session", event_time="ts", product_id="aid"),
+    event_column="type",
+    events=dict(clicks="product_viewed", carts="product_added_to_cart", orders="checkout_completed"),
+    time_format="epoch_ms", default_quantity=1,
+)
+
+
+def expand_paths(paths) -> list[str]:
+    """Files from paths, directories (recursively) and globs, sorted; errors on no match."""
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            found = sorted(f for f in glob.glob(os.path.join(p, "**", "*"), recursive=True)
+                           if os.path.isfile(f))
+        else:
+            found = sorted(glob.glob(p, recursive=True)) if any(c in p for c in "*?[") else [p]
+        if not found or not all(os.path.isfile(f) for f in found):
+            raise FileNotFoundError(f"input {p!r} matches no readable file")
+        out += found
+    return out
+
+
+def _open_text(path: str) -> io.BufferedReader:
+    if path.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if path.endswith(".zst") or path.endswith(".zstd"):
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb")))
+    return open(path, "rb")
+
+
+def _kind(path: str) -> str:
+    base = path.lower()
+    for ext in (".gz", ".zst", ".zstd"):
+        base = base.removesuffix(ext)
+    if base.endswith(".parquet"):
+        return "parquet"
+    if base.endswith(".jsonl") or base.endswith(".ndjson") or base.endswith(".json"):
+        return "jsonl"
+    return "csv"
+
+
+def _header(path: str) -> tuple[list[str], str]:
+    with _open_text(path) as f:
+        line = f.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    sep = max((";", ",", "\t", "|"), key=line.count)
+    return [c.strip().strip('"') for c in line.split(sep)], sep
+
+
+def detect(path: str, source: str = "auto") -> Mapping | str:
+    """The mapping for a file, or "diginetica_categories" for the item -> category table."""
+    kind = _kind(path)
+    if kind == "jsonl":
+        return OTTO
+    if kind == "parquet":
+        header = pl.read_parquet_schema(path).names()
+    else:
+        header, _ = _header(path)
+    if set(builtin.DIGINETICA_CATEGORIES_SIGNATURE) == set(header):
+        return "diginetica_categories"
+    candidates = [m for m in builtin.MAPPINGS if source == "auto" or m.name.startswith(source)]
+    for m in candidates:
+        if set(m.signature) <= set(header):
+            return m
+    raise SchemaError(f"{path}: cannot tell the source from its header {header}; name it with "
+                      f"--config.ingest.source (one of rees46, retailrocket, diginetica, otto, "
+                      f"canonical) or give a --config.ingest.mapping")
+
+
+def _local_copy(path: str, tmp_dir: str) -> str:
+    """Streams a compressed CSV to an uncompressed temp file, so polars can scan it lazily."""
+    if _kind(path) != "csv" or not (path.endswith(".gz") or path.endswith(".zst")
+                                   or path.endswith(".zstd")):
+        return path
+    out = os.path.join(tmp_dir, os.path.basename(path) + ".csv")
+    with _open_text(path) as src, open(out, "wb") as dst:
+        shutil.copyfileobj(src, dst, 16 << 20)
+    return out
+
+
+def truncated_last_row(path: str, sep: str, n_fields: int) -> int | None:
+    """Data-row number of a cut-off last line (no newline, too few fields), else None."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - (1 << 16)))
+        tail = f.read()
+        if not tail or tail.endswith(b"\n"):
+            return None
+        last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace")
+        if last.count(sep) + 1 >= n_fields:
+            return None
+        f.seek(0)
+        newlines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(16 << 20), b""))
+    return newlines  # the header is line 1, so the last data row is number `newlines`
+
+
+def _check_parquet_types(path: str, mapping: Mapping) -> None:
+    allowed = {"event_time": (pl.Datetime, pl.Date, pl.String), "price": (pl.Float64, pl.Float32,
+               pl.Int64, pl.Int32, pl.Decimal), "quantity": (pl.Int64, pl.Int32, pl.Int16, pl.Int8,
+               pl.UInt32, pl.UInt16, pl.UInt8)}
+    for col, dtype in pl.read_parquet_schema(path).items():
+        ok = allowed.get(col)
+        if ok and not isinstance(dtype, ok) and dtype not in ok and dtype != pl.Null:
+            raise SchemaError(f"{path}: column {col!r} has type {dtype}, expected one of "
+                              f"{[t.__name__ if isinstance(t, type) else str(t) for t in ok]}")
+
+
+def read_file(path: str, mapping: Mapping, store_id: str | None, tmp_dir: str) -> pl.LazyFrame:
+    """One file as a canonical LazyFrame with bookkeeping columns (see mapping.BOOKKEEPING)."""
+    kind = _kind(path)
+    if kind == "parquet":
+        raw = pl.scan_parquet(path)
+        _check_parquet_types(path, mapping)
+        if mapping.name == "canonical":
+            raw = raw.with_columns(pl.col("event_time").cast(pl.String))
+        header = raw.collect_schema().names()
+    elif kind == "jsonl":
+        raw = (pl.scan_ndjson(_local_copy(path, tmp_dir) if path.endswith((".gz", ".zst")) else path,
+                              schema={"session": pl.Int64, "events": pl.List(pl.Struct(
+                                  {"aid": pl.Int64, "ts": pl.Int64, "type": pl.String}))},
+                              ignore_errors=True)
+               .with_row_index("_row", offset=1)
+               .explode("events").unnest("events"))
+        header = ["session", "aid", "ts", "type", "_row"]
+    else:
+        _, sep = _header(path) if mapping.has_header else (None, mapping.separator)
+        sep = mapping.separator if mapping.separator != "," or sep is None else sep
+        raw = pl.scan_csv(local := _local_copy(path, tmp_dir), separator=sep, has_header=mapping.has_header,
+                          new_columns=list(mapping.column_names) if mapping.column_names else None,
+                          infer_schema=False, null_values=list(mapping.null_values),
+                          truncate_ragged_lines=True)
+        header = raw.collect_schema().names()
+        cut = truncated_last_row(local, sep, len(header)) if mapping.has_header else None
+        raw = raw.with_row_index("_row", offset=1).with_columns(
+            _truncated=pl.lit(False) if cut is None else pl.col("_row") == cut)
+    missing = sorted(mapping.source_columns() - set(header))
+    if missing:
+        raise SchemaError(f"{path}: missing column(s) {missing} required by source "
+                          f"{mapping.name!r} (header: {header})")
+    if "_row" not in raw.collect_schema().names():
+        raw = raw.with_row_index("_row", offset=1)
+    if "_truncated" not in raw.collect_schema().names():
+        raw = raw.with_columns(_truncated=pl.lit(False))
+    raw = raw.with_columns(pl.col("_row").cast(pl.Int64), pl.lit(path).alias("_file"))
+    return to_canonical(raw, mapping, store_id)
+
+
+def load_events(paths, source: str = "auto", store_id: str | None = None,
+                mapping: Mapping | None = None, tmp_dir: str | None = None) -> pl.LazyFrame:
+    """All inputs as one canonical LazyFrame (with bookkeeping columns, not yet validated)."""
+    tmp_dir = tmp_dir or tempfile.mkdtemp(prefix="simpersona_ingest_")
+    frames, categories = [], []
+    for path in expand_paths(paths):
+        m = mapping or detect(path, source)
+        if m == "diginetica_categories":
+            categories.append(pl.scan_csv(path, separator=";", infer_schema=False)
+                              .select(product_id=pl.col("itemId"), _cat=pl.col("categoryId")))
+            continue
+        frames.append(read_file(path, m, store_id, tmp_dir))
+    if not frames:
+        raise FileNotFoundError(f"no event files among {paths} (only category tables)")
+    events = pl.concat(frames, how="vertical")
+    if categories:
+        cats = pl.concat(categories).unique("product_id", keep="first")
+        events = (events.join(cats, on="product_id", how="left", maintain_order="left")
+                  .with_columns(category=pl.coalesce("category", "_cat")).drop("_cat"))
+    return events.select(*schema.COLUMNS, *BOOKKEEPING)
