@@ -90,6 +90,8 @@ def detect(path: str, source: str = "auto") -> Mapping | str:
     for m in candidates:
         if set(m.signature) <= set(header):
             return m
+    if source != "auto" and candidates:
+        return candidates[0]  # named source: read_file reports the columns it misses
     raise SchemaError(f"{path}: cannot tell the source from its header {header}; name it with "
                       f"--config.ingest.source (one of rees46, retailrocket, diginetica, otto, "
                       f"canonical) or give a --config.ingest.mapping")
@@ -100,6 +102,7 @@ def _local_copy(path: str, tmp_dir: str) -> str:
     if _kind(path) != "csv" or not (path.endswith(".gz") or path.endswith(".zst")
                                    or path.endswith(".zstd")):
         return path
+    os.makedirs(tmp_dir, exist_ok=True)
     out = os.path.join(tmp_dir, os.path.basename(path) + ".csv")
     with _open_text(path) as src, open(out, "wb") as dst:
         shutil.copyfileobj(src, dst, 16 << 20)
@@ -162,6 +165,7 @@ def read_file(path: str, mapping: Mapping, store_id: str | None, tmp_dir: str) -
         cut = truncated_last_row(local, sep, len(header)) if mapping.has_header else None
         raw = raw.with_row_index("_row", offset=1).with_columns(
             _truncated=pl.lit(False) if cut is None else pl.col("_row") == cut)
+    mapping = mapping.for_header(header)
     missing = sorted(mapping.source_columns() - set(header))
     if missing:
         raise SchemaError(f"{path}: missing column(s) {missing} required by source "

@@ -28,6 +28,7 @@ REES46 = Mapping(
     columns=dict(buyer_id="user_id", session_id="user_session", event_time="event_time",
                  product_id="product_id", category=["category_code", "category_id"], brand="brand",
                  price="price"),
+    optional=("brand", "price"),
     event_column="event_type",
     events=dict(view="product_viewed", cart="product_added_to_cart",
                 remove_from_cart="product_removed_from_cart", purchase="checkout_completed"),
@@ -72,6 +73,7 @@ CANONICAL = Mapping(
     name="canonical", signature=tuple(schema.REQUIRED),
     columns={c: c for c in schema.COLUMNS}, event_column="event_type",
     events={e: e for e in schema.EVENT_TYPES}, time_format="iso",
+    optional=tuple(c for c in schema.COLUMNS if c not in schema.REQUIRED),
 )
 
 # Order matters: more specific signatures first (the purchases file also has "timeframe").

@@ -49,6 +49,7 @@ class Mapping:
     null_values: tuple[str, ...] = ("", "NA", "null", "NULL")
     default_quantity: int | None = None
     signature: tuple[str, ...] = ()  # header columns that identify the source (auto-detection)
+    optional: tuple[str, ...] = ()  # canonical columns whose source column may be absent
 
     def __post_init__(self):
         unknown = set(self.columns) - set(schema.COLUMNS)
@@ -72,6 +73,15 @@ class Mapping:
             if cfg.get(key) is not None:
                 cfg[key] = tuple(cfg[key])
         return cls(name=cfg.pop("name", name), **cfg)
+
+    def for_header(self, header: list[str]) -> "Mapping":
+        """This mapping without the optional columns that a file's header lacks."""
+        absent = {name for name in self.optional
+                  if isinstance(self.columns.get(name), str) and self.columns[name] not in header}
+        if not absent:
+            return self
+        return dataclasses.replace(
+            self, columns={k: v for k, v in self.columns.items() if k not in absent})
 
     def source_columns(self) -> set[str]:
         cols = set()
@@ -109,6 +119,7 @@ def to_canonical(frame: pl.LazyFrame, mapping: Mapping, store_id: str | None) ->
     """Maps a raw frame (with `_file`, `_row`) onto canonical columns + raw bookkeeping."""
     cols = dict(mapping.columns)
     raw_time = _col(cols.pop("event_time"))
+    cols.pop("event_type", None)  # comes from event_column / constant_event
     if mapping.event_column:
         raw_event = pl.col(mapping.event_column).cast(pl.String)
         event = raw_event.replace_strict(dict(mapping.events), default=None,
