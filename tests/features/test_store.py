@@ -1,0 +1,70 @@
+"""Buyer vectors on disk: build, standardisation on training stores, Grain source and loader."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from simpersona_jax.features import store
+from simpersona_jax.features.build import DIM
+from simpersona_jax.features.default import ensure_default
+from simpersona_jax.synth.generate import default_config
+
+
+@pytest.fixture(scope="module")
+def buyers_dir(tmp_path_factory):
+    cfg = default_config()
+    cfg.update(dict(num_stores=4, buyers_per_store=120, products_per_store=60))
+    return ensure_default(str(tmp_path_factory.mktemp("default")), cfg)
+
+
+def test_layout_and_standardisation(buyers_dir):
+    stats = store.read_stats(buyers_dir)
+    meta = store.read_meta(buyers_dir)
+    assert DIM == 403 and stats["dim"] == 403 and stats["buyers"] == meta.height
+    train = store.load_arrays(buyers_dir, "train")
+    held = store.load_arrays(buyers_dir, "heldout")
+    assert train["x"].shape[1] == 403 and len(train["x"]) + len(held["x"]) == meta.height
+    np.testing.assert_allclose(train["x"][:, :16].mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(train["x"][:, :16].std(0), 1, atol=1e-3)
+    masks = train["x"][:, -3:]
+    assert set(np.unique(masks)) <= {0.0, 1.0}
+    for k in range(3):  # a slot is all zeros exactly when its mask is 0
+        slot = train["x"][:, 16 + 128 * k:16 + 128 * (k + 1)]
+        np.testing.assert_array_equal(np.abs(slot).sum(1) > 0, masks[:, k] > 0)
+    # last_purchased slot present <=> stratum A
+    np.testing.assert_array_equal(masks[:, 2] > 0, train["stratum"] == 0)
+    assert (train["true_type"] >= 0).all()
+    assert set(meta.filter(pl.col("split") == "train")["store_id"]) == set(stats["train_stores"])
+
+
+def test_source_matches_arrays_in_both_storage_modes(buyers_dir):
+    arrays = store.load_arrays(buyers_dir, "train")
+    dense = store.BuyerSource(buyers_dir, "train")
+    lazy = store.BuyerSource(buyers_dir, "train", in_memory_bytes=0)
+    for i in (0, 7, len(dense) - 1):
+        for src in (dense, lazy):
+            item = src[i]
+            np.testing.assert_array_equal(item["x"], arrays["x"][i])
+            assert item["stratum"] == arrays["stratum"][i] and item["row"] == arrays["row"][i]
+    batch = lazy.__getitems__([5, 1, 3])
+    np.testing.assert_array_equal(np.stack([b["x"] for b in batch]), arrays["x"][[5, 1, 3]])
+    with pytest.raises(IndexError, match="out of range"):
+        dense[len(dense)]
+
+
+def test_loader_resumes_exactly_and_hosts_are_disjoint(buyers_dir):
+    it = store.make_loader(buyers_dir, "train", 32, seed=3, shard_index=0, shard_count=1)
+    for _ in range(3):
+        next(it)
+    state = it.get_state()
+    expected = [next(it)["row"] for _ in range(4)]
+    it2 = store.make_loader(buyers_dir, "train", 32, seed=3, shard_index=0, shard_count=1)
+    it2.set_state(state)
+    for e in expected:
+        np.testing.assert_array_equal(next(it2)["row"], e)
+    rows = [np.concatenate([next(store.make_loader(buyers_dir, "train", 32, seed=3, shard_index=h,
+                                                   shard_count=2, num_epochs=1, drop_remainder=False))["row"]])
+            for h in range(2)]
+    assert len(rows[0]) == 16 and not set(rows[0]) & set(rows[1])
+    with pytest.raises(ValueError, match="not divisible"):
+        store.make_dataset(buyers_dir, "train", 33, seed=0, shard_index=0, shard_count=2)
