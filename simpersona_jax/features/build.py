@@ -53,9 +53,33 @@ def vectors_from_table(table: pl.DataFrame) -> np.ndarray:
     return x
 
 
+def _fit_standardisation(meta: pl.DataFrame, train_stores: list[str], reference: dict | None):
+    """Scalar mean/std and label thresholds: from `reference`, else from the training stores."""
+    if reference is not None:
+        if reference["scalar_names"] != list(scalars.SCALAR_NAMES):
+            raise ValueError("reference stats were built with other scalars: "
+                             f"{reference['scalar_names']}")
+        return (np.asarray(reference["mean"]), np.asarray(reference["std"]),
+                dict(reference["label_thresholds"]))
+    train = meta.filter(pl.col("split") == "train")
+    if train.height == 0:
+        raise ValueError(f"no buyers in the training stores {train_stores[:5]}: "
+                         "standardisation statistics would be undefined")
+    raw = train.select(scalars.SCALAR_NAMES).to_numpy()
+    mean, std = raw.mean(0), raw.std(0)
+    std = np.where(std > 1e-8, std, 1.0)
+    return mean, std, {k: float(train[v].median()) for k, v in LABEL_SOURCES.items()}
+
+
 def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | None = None,
-                 truth: pl.DataFrame | None = None, progress=None) -> dict:
-    """Writes vectors.zarr, meta.parquet and stats.json under `buyers_dir`; returns stats."""
+                 truth: pl.DataFrame | None = None, progress=None,
+                 reference_stats: dict | None = None) -> dict:
+    """Writes vectors.zarr, meta.parquet and stats.json under `buyers_dir`; returns stats.
+
+    `reference_stats` (another build's stats.json) standardises and labels these buyers with the
+    statistics of that build's training stores, e.g. new stores or simulated traffic scored by a
+    model trained elsewhere; all stores here are then "heldout".
+    """
     os.makedirs(buyers_dir, exist_ok=True)
     parts = list_partitions(events_dir)
     medians = scalars.store_median_prices(_scan(events_dir)).collect()
@@ -74,19 +98,14 @@ def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | Non
     meta = pl.concat(metas)
     stores_sorted = sorted(meta["store_id"].unique().to_list())
     train_stores = stores_sorted if train_stores is None else list(train_stores)
+    if reference_stats is not None:
+        train_stores = []
     meta = meta.with_columns(
         split=pl.when(pl.col("store_id").is_in(train_stores)).then(pl.lit("train"))
         .otherwise(pl.lit("heldout")),
         store=pl.col("store_id").replace_strict(stores_sorted, range(len(stores_sorted)),
                                                 return_dtype=pl.Int32))
-    train = meta.filter(pl.col("split") == "train")
-    if train.height == 0:
-        raise ValueError(f"no buyers in the training stores {train_stores[:5]}...: "
-                         "standardisation statistics would be undefined")
-    raw = train.select(scalars.SCALAR_NAMES).to_numpy()
-    mean, std = raw.mean(0), raw.std(0)
-    std = np.where(std > 1e-8, std, 1.0)
-    thresholds = {k: float(train[v].median()) for k, v in LABEL_SOURCES.items()}
+    mean, std, thresholds = _fit_standardisation(meta, train_stores, reference_stats)
     meta = meta.with_columns(
         *[(pl.col(v) > thresholds[k]).cast(pl.Int32).alias(k) for k, v in LABEL_SOURCES.items()])
     if truth is not None:

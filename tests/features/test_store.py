@@ -68,3 +68,17 @@ def test_loader_resumes_exactly_and_hosts_are_disjoint(buyers_dir):
     assert len(rows[0]) == 16 and not set(rows[0]) & set(rows[1])
     with pytest.raises(ValueError, match="not divisible"):
         store.make_dataset(buyers_dir, "train", 33, seed=0, shard_index=0, shard_count=2)
+
+
+def test_reference_stats_standardise_new_stores_identically(buyers_dir, tmp_path):
+    import os
+
+    from simpersona_jax.features.build import build_buyers
+
+    events_dir = os.path.join(os.path.dirname(buyers_dir), "events")
+    stats = store.read_stats(buyers_dir)
+    again = build_buyers(events_dir, str(tmp_path / "b"), reference_stats=stats)
+    assert again["mean"] == stats["mean"] and again["train_stores"] == []
+    np.testing.assert_allclose(store.load_arrays(str(tmp_path / "b"), "all")["x"],
+                               store.load_arrays(buyers_dir, "all")["x"], atol=1e-6)
+    assert store.split_rows(str(tmp_path / "b"), "train").size == 0
