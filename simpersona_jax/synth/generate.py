@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
@@ -119,7 +120,8 @@ def generate(cfg, out_dir: str, progress=None) -> dict:
                 jobs.append((i, shard, min(cfg.buyers_per_shard, n - lo), mix, catalog))
     total = 0
     if cfg.workers > 1:
-        with ProcessPoolExecutor(cfg.workers) as pool:
+        # spawn, not fork: a forked child of a process with polars' thread pool can deadlock.
+        with ProcessPoolExecutor(cfg.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(generate_shard, cfg, out_dir, *job) for job in jobs]
             for f in futures:
                 total += f.result()

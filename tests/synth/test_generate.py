@@ -86,3 +86,10 @@ def test_types_differ_in_behaviour(dataset):
     rows = dict(zip(by_type["type"], zip(by_type["n"], by_type["bought"])))
     assert rows["researcher"][0] > 3 * rows["bouncer"][0]
     assert rows["decisive_buyer"][1] > 0.5 > rows["cart_abandoner"][1]
+
+
+def test_parallel_workers_give_the_same_dataset(dataset, tmp_path):
+    _, _, events = dataset
+    generate(_cfg(workers=2), str(tmp_path))
+    ev = pl.read_parquet(os.path.join(tmp_path, "events", "**", "*.parquet"), hive_partitioning=True)
+    assert ev.equals(events)
