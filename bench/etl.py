@@ -51,7 +51,7 @@ def ours(csv: str, out: str) -> int:
     from simpersona_jax.data.ingest import ingest
     from simpersona_jax.features.build import build_buyers
 
-    ingest([csv], out, buckets=4)
+    ingest([csv], out)
     return build_buyers(os.path.join(out, "events"), os.path.join(out, "buyers"))["buyers"]
 
 
@@ -144,8 +144,9 @@ def child(kind: str, csv: str, out: str) -> None:
     start = time.perf_counter()
     buyers = (ours if kind == RUN_OURS else pandas_reference)(csv, out)
     seconds = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"seconds": seconds, "buyers": buyers, "peak_rss": rss}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"seconds": seconds, "buyers": buyers, "peak_rss": usage.ru_maxrss * 1024,
+                      "cpu_seconds": usage.ru_utime + usage.ru_stime}))
 
 
 def run_child(kind: str, csv: str, workdir: str) -> dict:
@@ -184,12 +185,14 @@ def main():
                 sec = statistics.median(r["seconds"] for r in rs)
                 row[kind] = dict(seconds=sec, events_per_s=n_events / sec,
                                  buyers_per_s=rs[0]["buyers"] / sec,
-                                 peak_rss_mb=max(r["peak_rss"] for r in rs) / 2**20, buyers=rs[0]["buyers"])
+                                 peak_rss_mb=max(r["peak_rss"] for r in rs) / 2**20, buyers=rs[0]["buyers"],
+                                 cpu_seconds=statistics.median(r["cpu_seconds"] for r in rs))
             results[n_events] = row
             for kind, r in row.items():
                 print(f"{n_events:>10,} events {kind:>6}: {r['seconds']:7.2f} s  "
                       f"{r['events_per_s']:>12,.0f} events/s  {r['buyers_per_s']:>10,.0f} buyers/s  "
-                      f"peak RSS {r['peak_rss_mb']:7.0f} MB  ({r['buyers']:,} buyers)")
+                      f"peak RSS {r['peak_rss_mb']:7.0f} MB  cpu {r['cpu_seconds']:6.1f} s  "
+                      f"({r['buyers']:,} buyers)")
             print(f"{'':>10} speed-up vs pandas: {row[RUN_OURS]['events_per_s'] / row[RUN_PANDAS]['events_per_s']:.2f}x",
                   flush=True)
     finally:

@@ -17,7 +17,7 @@ def get_config():
             store_id="rees46",  # for sources without a store column
             mapping=ml_collections.config_dict.placeholder(dict),  # declarative mapping, see data/sources/mapping.py
             out_dir="runs/data/rees46",
-            buckets=4,  # buyer-hash partitions per store: raise until one partition fits in memory
+            buckets="auto",  # buyer-hash partitions per store ("auto": ~4M rows a partition)
             session_gap_minutes=30.0,
             pseudonymize_salt="",  # non-empty: re-key buyer ids with a salted SHA-256
         ),

@@ -23,10 +23,12 @@ import shutil
 import polars as pl
 
 from simpersona_jax.data import schema, sessionize, validate
-from simpersona_jax.data.sources import Mapping, SchemaError, load_events
+from simpersona_jax.data.sources import Mapping, SchemaError, expand_paths, load_events
 
-QUARANTINE_COLUMNS = (*schema.COLUMNS, "_raw_time", "_raw_event", "_raw_price", "_file", "_row",
-                      "reason")
+QUARANTINE_SCHEMA = {**schema.SCHEMA, "_raw_time": pl.String(), "_raw_event": pl.String(),
+                     "_raw_price": pl.String(), "_file": pl.String(), "_row": pl.Int64(),
+                     "reason": pl.String()}
+QUARANTINE_COLUMNS = tuple(QUARANTINE_SCHEMA)
 
 
 def pseudonymize(ids: pl.Series, salt: str) -> pl.Series:
@@ -36,9 +38,9 @@ def pseudonymize(ids: pl.Series, salt: str) -> pl.Series:
     return ids.replace_strict(uniq, keyed, return_dtype=pl.String)
 
 
-def _check_first_rows(events: pl.LazyFrame, sample: int = 1000) -> None:
+def _check_first_rows(head: pl.LazyFrame) -> None:
     """Fails fast when a whole column is unusable (wrong time format, wrong event column)."""
-    head = events.head(sample).collect()
+    head = head.collect()
     if head.height == 0:
         return
     for col, raw, what in (("event_time", "_raw_time", "a time"),
@@ -50,55 +52,68 @@ def _check_first_rows(events: pl.LazyFrame, sample: int = 1000) -> None:
                               "check ingest.source / ingest.mapping")
 
 
-def stage(events: pl.LazyFrame, staging: str, buckets: int) -> dict[str, int]:
-    """Phase 1; returns rows read per input file."""
+def stage(events: pl.LazyFrame, staging: str, buckets: int) -> None:
+    """Phase 1: one streaming pass, every row lands in exactly one staged partition.
+
+    Good rows go to `_q=false/_store=<s>/bucket=<b>/`, rejected rows (with their reason and raw
+    values) to `_q=true/...`; both keep `_file` and `_row` so that every row can be located.
+    """
     if os.path.exists(os.path.join(staging, "_SUCCESS")):
-        with open(os.path.join(staging, "_SUCCESS")) as f:
-            return json.load(f)
+        return
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
-    rows = events.with_columns(reason=validate.reason_expr())
-    good = (rows.filter(pl.col("reason").is_null())
-            .select(*schema.COLUMNS, bucket=(pl.col("buyer_id").hash(seed=17) % buckets)
-                    .cast(pl.Int32)))
-    sinks = [
-        good.sink_parquet(pl.PartitionBy(os.path.join(staging, "good"), key=["store_id", "bucket"],
-                                         include_key=False), lazy=True, mkdir=True),
-        rows.filter(pl.col("reason").is_not_null()).select(QUARANTINE_COLUMNS)
-        .sink_parquet(os.path.join(staging, "invalid.parquet"), lazy=True),
-        rows.group_by("_file").agg(pl.len()),
-    ]
-    counts = pl.collect_all(sinks)[-1]
-    read = dict(zip(counts["_file"].to_list(), counts["len"].to_list()))
-    with open(os.path.join(staging, "_SUCCESS"), "w") as f:
-        json.dump(read, f)
-    return read
+    reason = validate.reason_expr()
+    rows = events.with_columns(reason=reason).with_columns(
+        _q=pl.col("reason").is_not_null(),
+        _store=pl.when(pl.col("reason").is_null()).then(pl.col("store_id")).otherwise(pl.lit("_")),
+        bucket=pl.when(pl.col("reason").is_null())
+        .then(pl.col("buyer_id").hash(seed=17) % buckets).otherwise(0).cast(pl.Int32))
+    rows.select(*QUARANTINE_COLUMNS, "_q", "_store", "bucket").sink_parquet(
+        pl.PartitionBy(staging, key=["_q", "_store", "bucket"], include_key=False), mkdir=True,
+        compression="lz4")  # temporary data: cheap to write beats small
+    open(os.path.join(staging, "_SUCCESS"), "w").close()
+
+
+def _staged_partitions(staging: str, quarantined: bool) -> list[str]:
+    return sorted(glob.glob(os.path.join(staging, f"_q={str(quarantined).lower()}", "_store=*",
+                                         "bucket=*")))
 
 
 def finish_partition(part_dir: str, out_dir: str, salt: str | None, gap_minutes: float) -> None:
-    """Phase 2 for one staged partition (hive dir store_id=<s>/bucket=<b>)."""
-    rel = os.path.relpath(part_dir, os.path.join(out_dir, "_staging", "good"))
-    target = os.path.join(out_dir, "events", rel, "part-0.parquet")
+    """Phase 2 for one staged partition of good rows (whole buyers of one store)."""
+    bucket = os.path.basename(part_dir)
+    store_dir = os.path.basename(os.path.dirname(part_dir)).replace("_store=", "store_id=", 1)
+    target = os.path.join(out_dir, "events", store_dir, bucket, "part-0.parquet")
     if os.path.exists(target):
         return
-    store, bucket = (kv.split("=", 1)[1] for kv in rel.split(os.sep))
-    frame = pl.read_parquet(os.path.join(part_dir, "*.parquet")).with_columns(
-        store_id=pl.lit(store)).select(schema.COLUMNS)
-    first = frame.select(pl.struct(pl.all()).is_first_distinct()).to_series()
-    dupes = frame.filter(~first)
+    # Sorting on (buyer, time, row hash) puts exact duplicates next to each other; equality of
+    # every column (not the hash) decides. Ties keep input order, so the first copy is kept.
+    frame = (pl.scan_parquet(os.path.join(part_dir, "*.parquet"))
+             .with_columns(_h=pl.struct(schema.COLUMNS).hash(seed=3))
+             .sort("buyer_id", "event_time", "_h", maintain_order=True)
+             .with_columns(_dup=pl.all_horizontal(
+                 [pl.col(c).eq_missing(pl.col(c).shift(1)) for c in schema.COLUMNS]))
+             .collect())
+    dupes = frame.filter(pl.col("_dup"))
     if dupes.height:
-        dupes.with_columns(*[pl.lit(None, pl.String).alias(c) for c in
-                             ("_raw_time", "_raw_event", "_raw_price", "_file")],
-                           _row=pl.lit(None, pl.Int64), reason=pl.lit("duplicate")) \
-            .write_parquet(os.path.join(out_dir, "quarantine", f"duplicate-{store}-{bucket}.parquet"))
-    frame = frame.filter(first)
+        dupes.with_columns(reason=pl.lit("duplicate")).select(QUARANTINE_COLUMNS).write_parquet(
+            os.path.join(out_dir, "quarantine", f"duplicate-{store_dir}-{bucket}.parquet"))
+    frame = frame.filter(~pl.col("_dup")).select(schema.COLUMNS)
     if salt:
         frame = frame.with_columns(buyer_id=pseudonymize(frame["buyer_id"], salt))
-    frame = (sessionize.sessionize(frame.lazy(), gap_minutes)
-             .sort("buyer_id", "event_time", "session_id", maintain_order=True).collect())
+    if frame["session_id"].null_count():
+        frame = (sessionize.sessionize(frame.lazy(), gap_minutes)
+                 .sort("buyer_id", "event_time", "session_id", maintain_order=True).collect())
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    frame.write_parquet(target + ".tmp")
+    frame.write_parquet(target + ".tmp", compression="lz4")
     os.replace(target + ".tmp", target)
+
+
+def rows_read(staging: str) -> dict[str, int]:
+    """Rows per input file, counted over everything staged (good + rejected)."""
+    counts = (pl.scan_parquet(os.path.join(staging, "**", "*.parquet"), hive_partitioning=False)
+              .group_by("_file").agg(pl.len()).collect())
+    return dict(sorted(zip(counts["_file"].to_list(), counts["len"].to_list())))
 
 
 def summarize(out_dir: str, read: dict[str, int]) -> dict:
@@ -124,10 +139,27 @@ def summarize(out_dir: str, read: dict[str, int]) -> dict:
     return report
 
 
+def auto_buckets(paths, rows_per_partition: int = 4_000_000) -> int:
+    """Buyer-hash buckets so that a partition stays near `rows_per_partition` rows.
+
+    Estimated from input bytes (~100 bytes a row uncompressed, compressed files ~5x smaller), so
+    that phase 2's memory is bounded whatever the input size.
+    """
+    est_bytes = sum(os.path.getsize(p) * (5 if p.endswith((".gz", ".zst", ".zstd")) else 1)
+                    for p in expand_paths(paths))
+    return max(1, -(-est_bytes // (100 * rows_per_partition)))
+
+
 def ingest(paths, out_dir: str, *, source: str = "auto", store_id: str | None = None,
-           mapping: Mapping | dict | None = None, buckets: int = 8, session_gap_minutes: float = 30.0,
-           pseudonymize_salt: str | None = None, progress=None) -> dict:
-    """Runs both phases and writes `ingest_report.json`; returns the report."""
+           mapping: Mapping | dict | None = None, buckets: int | str = "auto",
+           session_gap_minutes: float = 30.0, pseudonymize_salt: str | None = None,
+           progress=None) -> dict:
+    """Runs both phases and writes `ingest_report.json`; returns the report.
+
+    `buckets`: buyer-hash partitions per store, or "auto" (see `auto_buckets`).
+    """
+    if buckets == "auto":
+        buckets = auto_buckets(paths)
     if isinstance(mapping, dict):
         mapping = Mapping.from_config(mapping)
     os.makedirs(os.path.join(out_dir, "quarantine"), exist_ok=True)
@@ -135,12 +167,16 @@ def ingest(paths, out_dir: str, *, source: str = "auto", store_id: str | None = 
     events = load_events(paths, source=source, store_id=store_id, mapping=mapping,
                          tmp_dir=os.path.join(out_dir, "_tmp"))
     if not os.path.exists(os.path.join(staging, "_SUCCESS")):
-        _check_first_rows(events)
-    read = stage(events, staging, buckets)
-    shutil.copyfile(os.path.join(staging, "invalid.parquet"),
-                    os.path.join(out_dir, "quarantine", "invalid.parquet"))
-    parts = sorted(glob.glob(os.path.join(staging, "good", "store_id=*", "bucket=*")))
-    for part in parts:
+        _check_first_rows(load_events(paths, source=source, store_id=store_id, mapping=mapping,
+                                      tmp_dir=os.path.join(out_dir, "_tmp"), n_rows=1000))
+    stage(events, staging, buckets)
+    read = rows_read(staging)
+    invalid = [os.path.join(p, f) for p in _staged_partitions(staging, True)
+               for f in os.listdir(p)]
+    pl.scan_parquet(invalid).sink_parquet(os.path.join(out_dir, "quarantine", "invalid.parquet")) \
+        if invalid else pl.DataFrame(schema=QUARANTINE_SCHEMA).write_parquet(
+            os.path.join(out_dir, "quarantine", "invalid.parquet"))
+    for part in _staged_partitions(staging, False):
         finish_partition(part, out_dir, pseudonymize_salt, session_gap_minutes)
         progress and progress(1)
     report = summarize(out_dir, read)

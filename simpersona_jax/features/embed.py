@@ -55,20 +55,22 @@ def product_features(category: str | None, brand: str | None, title: str | None,
     return feats
 
 
+@functools.lru_cache(maxsize=1 << 18)
+def _content_vector(category, brand, title, price, dim: int) -> np.ndarray:
+    """Unnormalised sum of one product's feature directions (cached: products repeat)."""
+    vec = np.zeros(dim, np.float32)
+    for feature, weight in product_features(category, brand, title, price):
+        vec += weight * feature_vector(feature, dim)
+    return vec
+
+
 def embed_products(category, brand, title, price, dim: int = DIM) -> np.ndarray:
     """[N, dim] float32 embeddings of N products given as parallel sequences (None allowed).
 
     Identical content gives identical rows; a product with no content at all is the zero vector.
     """
-    out = np.zeros((len(category), dim), np.float32)
-    cache: dict[tuple, np.ndarray] = {}
-    for i, key in enumerate(zip(category, brand, title, price)):
-        if key in cache:
-            out[i] = cache[key]
-            continue
-        vec = np.zeros(dim, np.float32)
-        for feature, weight in product_features(*key):
-            vec += weight * feature_vector(feature, dim)
-        norm = float(np.linalg.norm(vec))
-        cache[key] = out[i] = vec / norm if norm > 0 else vec
-    return out
+    out = np.stack([_content_vector(c, b, t, p, dim)
+                    for c, b, t, p in zip(category, brand, title, price)]) \
+        if len(category) else np.zeros((0, dim), np.float32)
+    norm = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.divide(out, norm, out=np.zeros_like(out), where=norm > 0)

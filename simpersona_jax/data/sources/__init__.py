@@ -137,8 +137,12 @@ def _check_parquet_types(path: str, mapping: Mapping) -> None:
                               f"{[t.__name__ if isinstance(t, type) else str(t) for t in ok]}")
 
 
-def read_file(path: str, mapping: Mapping, store_id: str | None, tmp_dir: str) -> pl.LazyFrame:
-    """One file as a canonical LazyFrame with bookkeeping columns (see mapping.BOOKKEEPING)."""
+def read_file(path: str, mapping: Mapping, store_id: str | None, tmp_dir: str,
+              n_rows: int | None = None) -> pl.LazyFrame:
+    """One file as a canonical LazyFrame with bookkeeping columns (see mapping.BOOKKEEPING).
+
+    `n_rows` reads only the first rows (a cheap look at a file before the real pass).
+    """
     kind = _kind(path)
     if kind == "parquet":
         raw = pl.scan_parquet(path)
@@ -159,10 +163,11 @@ def read_file(path: str, mapping: Mapping, store_id: str | None, tmp_dir: str) -
         sep = mapping.separator if mapping.separator != "," or sep is None else sep
         raw = pl.scan_csv(local := _local_copy(path, tmp_dir), separator=sep, has_header=mapping.has_header,
                           new_columns=list(mapping.column_names) if mapping.column_names else None,
-                          infer_schema=False, null_values=list(mapping.null_values),
+                          infer_schema=False, null_values=list(mapping.null_values), n_rows=n_rows,
                           truncate_ragged_lines=True)
         header = raw.collect_schema().names()
-        cut = truncated_last_row(local, sep, len(header)) if mapping.has_header else None
+        cut = truncated_last_row(local, sep, len(header)) if mapping.has_header and not n_rows \
+            else None
         raw = raw.with_row_index("_row", offset=1).with_columns(
             _truncated=pl.lit(False) if cut is None else pl.col("_row") == cut)
     mapping = mapping.for_header(header)
@@ -170,6 +175,8 @@ def read_file(path: str, mapping: Mapping, store_id: str | None, tmp_dir: str) -
     if missing:
         raise SchemaError(f"{path}: missing column(s) {missing} required by source "
                           f"{mapping.name!r} (header: {header})")
+    if n_rows and kind != "csv":
+        raw = raw.head(n_rows)
     if "_row" not in raw.collect_schema().names():
         raw = raw.with_row_index("_row", offset=1)
     if "_truncated" not in raw.collect_schema().names():
@@ -179,7 +186,8 @@ def read_file(path: str, mapping: Mapping, store_id: str | None, tmp_dir: str) -
 
 
 def load_events(paths, source: str = "auto", store_id: str | None = None,
-                mapping: Mapping | None = None, tmp_dir: str | None = None) -> pl.LazyFrame:
+                mapping: Mapping | None = None, tmp_dir: str | None = None,
+                n_rows: int | None = None) -> pl.LazyFrame:
     """All inputs as one canonical LazyFrame (with bookkeeping columns, not yet validated)."""
     tmp_dir = tmp_dir or tempfile.mkdtemp(prefix="simpersona_ingest_")
     frames, categories = [], []
@@ -189,7 +197,7 @@ def load_events(paths, source: str = "auto", store_id: str | None = None,
             categories.append(pl.scan_csv(path, separator=";", infer_schema=False)
                               .select(product_id=pl.col("itemId"), _cat=pl.col("categoryId")))
             continue
-        frames.append(read_file(path, m, store_id, tmp_dir))
+        frames.append(read_file(path, m, store_id, tmp_dir, n_rows))
     if not frames:
         raise FileNotFoundError(f"no event files among {paths} (only category tables)")
     events = pl.concat(frames, how="vertical")
