@@ -98,12 +98,14 @@ def finish_partition(part_dir: str, out_dir: str, salt: str | None, gap_minutes:
     if dupes.height:
         dupes.with_columns(reason=pl.lit("duplicate")).select(QUARANTINE_COLUMNS).write_parquet(
             os.path.join(out_dir, "quarantine", f"duplicate-{store_dir}-{bucket}.parquet"))
-    frame = frame.filter(~pl.col("_dup")).select(schema.COLUMNS)
+    # Events of one buyer at the same instant keep their input order (e.g. an order's lines).
+    frame = frame.filter(~pl.col("_dup")).sort("buyer_id", "event_time", "_file", "_row") \
+        .select(schema.COLUMNS)
     if salt:
         frame = frame.with_columns(buyer_id=pseudonymize(frame["buyer_id"], salt))
     if frame["session_id"].null_count():
         frame = (sessionize.sessionize(frame.lazy(), gap_minutes)
-                 .sort("buyer_id", "event_time", "session_id", maintain_order=True).collect())
+                 .sort("buyer_id", "event_time", maintain_order=True).collect())
     os.makedirs(os.path.dirname(target), exist_ok=True)
     frame.write_parquet(target + ".tmp", compression="lz4")
     os.replace(target + ".tmp", target)
