@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 
-import grain
 import numpy as np
 import polars as pl
 import tensorstore as ts
@@ -56,9 +55,10 @@ def split_rows(buyers_dir: str, split: str) -> np.ndarray:
     return meta["row"].to_numpy().astype(np.int64)
 
 
-class BuyerSource(grain.sources.RandomAccessDataSource):
+class BuyerSource:
     """Random access to one split's buyers: `source[i]` -> dict of x [403] and int labels.
 
+    Implements Grain's RandomAccessDataSource protocol (`__len__`, `__getitem__`, `__getitems__`).
     Holds the split in memory when it is smaller than `in_memory_bytes`, else reads rows from the
     zarr array through tensorstore (sorted batch reads in `__getitems__`).
     """
@@ -117,9 +117,11 @@ def load_arrays(buyers_dir: str, split: str = "all") -> dict[str, np.ndarray]:
 
 def make_dataset(buyers_dir: str, split: str, global_batch_size: int, *, seed: int,
                  shuffle: bool = True, num_epochs: int | None = None, shard_index: int | None = None,
-                 shard_count: int | None = None, drop_remainder: bool = True) -> grain.MapDataset:
-    """This host's slice of the split, shuffled per epoch, batched to the per-host batch size."""
-    import jax  # local: data-only users need no jax start-up
+                 shard_count: int | None = None, drop_remainder: bool = True):
+    """This host's slice of the split (a grain.MapDataset), shuffled per epoch, batched to the
+    per-host batch size."""
+    import grain  # local: building vectors needs neither grain nor jax start-up
+    import jax
 
     shard_index = jax.process_index() if shard_index is None else shard_index
     shard_count = jax.process_count() if shard_count is None else shard_count
