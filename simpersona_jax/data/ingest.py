@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 
+import numpy as np
 import polars as pl
 
 from simpersona_jax.data import schema, sessionize, validate
@@ -79,6 +80,25 @@ def _staged_partitions(staging: str, quarantined: bool) -> list[str]:
                                          "bucket=*")))
 
 
+def duplicate_mask(frame: pl.DataFrame) -> pl.Series:
+    """True for each row that exactly repeats an earlier row (all canonical columns equal).
+
+    Rows are matched by a 64-bit hash of all columns, then confirmed column by column against
+    the first row with that hash, so a hash collision never drops a distinct row.
+    """
+    h = frame.select(pl.struct(schema.COLUMNS).hash(seed=3)).to_series()
+    candidate = ~h.is_first_distinct()
+    if not candidate.any():
+        return candidate
+    rows = frame.with_columns(_h=h, _i=pl.int_range(frame.height))
+    firsts = rows.filter(~candidate & pl.col("_h").is_in(h.filter(candidate).implode()))
+    confirmed = (rows.filter(candidate)
+                 .join(firsts.select("_h", *schema.COLUMNS), on="_h", suffix="_first")
+                 .filter(pl.all_horizontal([pl.col(c).eq_missing(pl.col(c + "_first"))
+                                            for c in schema.COLUMNS]))["_i"])
+    return pl.Series(np.isin(np.arange(frame.height), confirmed.to_numpy()))
+
+
 def finish_partition(part_dir: str, out_dir: str, salt: str | None, gap_minutes: float) -> None:
     """Phase 2 for one staged partition of good rows (whole buyers of one store)."""
     bucket = os.path.basename(part_dir)
@@ -86,21 +106,13 @@ def finish_partition(part_dir: str, out_dir: str, salt: str | None, gap_minutes:
     target = os.path.join(out_dir, "events", store_dir, bucket, "part-0.parquet")
     if os.path.exists(target):
         return
-    # Sorting on (buyer, time, row hash) puts exact duplicates next to each other; equality of
-    # every column (not the hash) decides. Ties keep input order, so the first copy is kept.
-    frame = (pl.scan_parquet(os.path.join(part_dir, "*.parquet"))
-             .with_columns(_h=pl.struct(schema.COLUMNS).hash(seed=3))
-             .sort("buyer_id", "event_time", "_h", maintain_order=True)
-             .with_columns(_dup=pl.all_horizontal(
-                 [pl.col(c).eq_missing(pl.col(c).shift(1)) for c in schema.COLUMNS]))
-             .collect())
-    dupes = frame.filter(pl.col("_dup"))
+    frame = pl.read_parquet(os.path.join(part_dir, "*.parquet"))
+    dup = duplicate_mask(frame)
+    dupes = frame.filter(dup)
     if dupes.height:
         dupes.with_columns(reason=pl.lit("duplicate")).select(QUARANTINE_COLUMNS).write_parquet(
             os.path.join(out_dir, "quarantine", f"duplicate-{store_dir}-{bucket}.parquet"))
-    # Events of one buyer at the same instant keep their input order (e.g. an order's lines).
-    frame = frame.filter(~pl.col("_dup")).sort("buyer_id", "event_time", "_file", "_row") \
-        .select(schema.COLUMNS)
+    frame = frame.filter(~dup).select(schema.COLUMNS)  # input order kept: no sort needed here
     if salt:
         frame = frame.with_columns(buyer_id=pseudonymize(frame["buyer_id"], salt))
     if frame["session_id"].null_count():

@@ -45,7 +45,8 @@ def _slot(name: str, event_type: str) -> list[pl.Expr]:
 
 def buyer_table(events: pl.LazyFrame, store_median_price: pl.LazyFrame) -> pl.LazyFrame:
     """Per-buyer raw features. `store_median_price`: (store_id, median_price)."""
-    ev = events.sort("store_id", "buyer_id", "event_time")
+    # Stable: events of one instant keep their input order (an order's lines, say).
+    ev = events.sort("store_id", "buyer_id", "event_time", maintain_order=True)
     per_session = (
         ev.group_by("store_id", "buyer_id", "session_id")
         .agg(duration_s=(pl.col("event_time").max() - pl.col("event_time").min())

@@ -45,3 +45,13 @@ def test_report_accounts_for_every_row_per_file(tmp_path):
     q = pl.read_parquet(str(tmp_path / "out" / "quarantine" / "*.parquet"))
     dup = q.filter(pl.col("reason") == "duplicate").row(0, named=True)
     assert (os.path.basename(dup["_file"]), dup["_row"]) == ("1.csv", 2)  # the second copy
+
+
+def test_duplicate_mask_finds_non_adjacent_repeats_only():
+    from simpersona_jax.data import schema
+    from simpersona_jax.data.ingest import duplicate_mask
+
+    ids = ["a", "b", "a", "c", "b", None]
+    frame = pl.DataFrame({"buyer_id": ids, "product_id": ["p", "p", "p", "p", "p", None]}).lazy()
+    frame = schema.conform(frame).collect()
+    assert duplicate_mask(frame).to_list() == [False, False, True, False, True, False]
