@@ -19,6 +19,7 @@ nothing and logs nothing; the page a POST redirects to is not a new view and log
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import math
 import os
@@ -27,6 +28,7 @@ import uuid
 from urllib.parse import quote, urlencode
 
 import jinja2
+import markupsafe
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -36,6 +38,7 @@ from simpersona_jax.storefront.catalog import SORTS, StoreCatalog
 from simpersona_jax.storefront.eventlog import EventLog
 
 PAGE_SIZE = 12
+HOME_COLLECTIONS = 24  # the largest top-level collections linked from the home page
 SESSION_IDLE_S = 30 * 60
 SORT_LABELS = (("featured", "Featured"), ("price_asc", "Price: low to high"),
                ("price_desc", "Price: high to low"), ("title", "Name"))
@@ -58,7 +61,10 @@ def money(x: float) -> str:
 
 
 def label(path: str) -> str:
-    return path.rsplit(".", 1)[-1].replace("_", " ").title()
+    leaf = path.rsplit(".", 1)[-1]
+    if leaf.isdigit():  # numeric category ids (sources without category names)
+        return f"Category {leaf[-4:]}"
+    return leaf.replace("_", " ").title()
 
 
 def crumbs(path: str) -> list[str]:
@@ -79,7 +85,7 @@ class Storefront:
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES),
                                       autoescape=True, auto_reload=False)
         self.env.globals.update(money=money, label=label)
-        self.app = Starlette(routes=[
+        self.app = Starlette(lifespan=self._lifespan, routes=[
             Route("/", self.stores),
             Route("/_health", self.health),
             Route("/_admin/flush", self.flush, methods=["POST"]),
@@ -96,6 +102,11 @@ class Storefront:
         ])
 
     # ---- plumbing -------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app):
+        yield
+        self.log.flush()  # server shutdown: every logged event goes to disk
+
     def _visit(self, request: Request, store: str) -> Visit:
         """The request's visit (ids from the query, else cookies, else new)."""
         q, c = request.query_params, request.cookies
@@ -109,10 +120,17 @@ class Storefront:
                                and "session" not in q):
             session, visit = uuid.uuid4().hex, None
         if visit is None:
+            if len(self.visits) % 4096 == 4095:
+                self._forget_idle(now)
             visit = self.visits[(store, session)] = Visit(buyer, session)
         visit.buyer_id = buyer
         visit.last_seen = now
         return visit
+
+    def _forget_idle(self, now: float) -> None:
+        """Drops the state of sessions idle for longer than a session lasts."""
+        for key in [k for k, v in self.visits.items() if now - v.last_seen > SESSION_IDLE_S]:
+            del self.visits[key]
 
     def _store(self, request: Request) -> StoreCatalog | None:
         return self.catalogs.get(request.path_params["store"])
@@ -154,7 +172,7 @@ class Storefront:
     def _not_found(self, request: Request, message: str) -> Response:
         cat = self._store(request)
         if cat is None:
-            return HTMLResponse(f"<h1>Not found</h1><p>{jinja2.filters.escape(message)}</p>",
+            return HTMLResponse(f"<h1>Not found</h1><p>{markupsafe.escape(message)}</p>",
                                 status_code=404)
         visit = self._visit(request, cat.store_id)
         return self._render("notfound.html", cat, visit, status=404, page_kind="notfound",
@@ -208,7 +226,8 @@ class Storefront:
         visit = self._visit(request, cat.store_id)
         self._event(cat, visit, "page_viewed")
         return self._render("home.html", cat, visit, page_kind="home",
-                            collections=cat.top_collections(), products=cat.products[:PAGE_SIZE])
+                            collections=cat.top_collections(HOME_COLLECTIONS),
+                            products=cat.products[:PAGE_SIZE])
 
     async def collection(self, request: Request) -> Response:
         cat = self._store(request)

@@ -40,6 +40,8 @@ def made_up_title(product_id: str, category: str | None, brand: str | None) -> s
     """Deterministic human-looking title for a product whose source has none."""
     h = _digest(product_id)
     leaf = (category or "item").rsplit(".", 1)[-1].replace("_", " ").title()
+    if leaf.isdigit():  # a numeric category id (REES46 rows without a category code)
+        leaf = "Item"
     maker = (brand or "").replace("_", " ").title()
     code = f"{chr(65 + h % 26)}{(h >> 8) % 900 + 100}"
     return " ".join(p for p in (maker, _ADJECTIVES[(h >> 20) % len(_ADJECTIVES)], leaf, code) if p)
@@ -82,8 +84,10 @@ class StoreCatalog:
                                                         f"{p.category.replace('.', ' ')}"))
                              for p in self.products}
 
-    def top_collections(self) -> list[str]:
-        return sorted(self.children[""])
+    def top_collections(self, k: int | None = None) -> list[str]:
+        """Top-level collections, the k largest (ties by name) when k is given, sorted by name."""
+        tops = sorted(self.children[""], key=lambda c: (-len(self.collections[c]), c))
+        return sorted(tops[:k] if k else tops)
 
     def subcollections(self, path: str) -> list[str]:
         return sorted(self.children.get(path, ()))

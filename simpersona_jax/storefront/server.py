@@ -8,7 +8,6 @@ event log on `flush()` and on `stop()`, after which every event is on disk.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -33,7 +32,7 @@ def free_socket() -> socket.socket:
 
 
 def uvicorn_config(app, **kw) -> uvicorn.Config:
-    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                           backlog=2048, timeout_keep_alive=30, **kw)
 
 
@@ -72,7 +71,7 @@ class StorefrontServer:
             self.port = sock.getsockname()[1]
             sock.close()
             cmd = [sys.executable, "-m", "simpersona_jax.storefront.serve",
-                   f"--catalog_dir={self.catalog_dir}", f"--log_dir={self.log_dir}",
+                   f"--catalog_dir={self.catalog_dir}", f"--events_dir={self.log_dir}",
                    f"--port={self.port}", f"--flush_interval_s={self.flush_interval_s}"]
             self._proc = subprocess.Popen(cmd)
         self._wait_ready(timeout_s)
@@ -108,6 +107,10 @@ class StorefrontServer:
             self.storefront.log.flush()
             self._server = None
         if self._proc is not None:
+            try:
+                self.flush()
+            except OSError:
+                pass  # already gone; its shutdown hook flushed what it had
             self._proc.terminate()
             try:
                 self._proc.wait(timeout=30)

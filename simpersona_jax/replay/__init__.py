@@ -1,0 +1,1 @@
+"""Training traces by browser replay: plans from sessions, the path planner, goals, trace shards."""

@@ -1,0 +1,1 @@
+"""The asyncio Playwright driver: browser pool, observations, strict actions, episodes."""

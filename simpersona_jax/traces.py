@@ -1,0 +1,123 @@
+"""Writes SFT traces by replaying sessions in Chromium on the local storefront.
+
+    python -m simpersona_jax.traces --config=experiments/traces.py [--config.x=...]
+
+Loads canonical events (synthetic training stores or raw files), samples sessions, serves their
+stores' catalogs, replays each session through the driver with the path planner, keeps the
+sessions whose events the storefront's log reproduces, and writes trace shards
+`<out_dir>/traces-%05d.parquet` plus `<out_dir>/summary.json`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+import time
+
+import polars as pl
+from absl import app
+from ml_collections import config_flags
+
+from simpersona_jax.data.schema import COLUMNS
+from simpersona_jax.replay.replay import replay_sessions
+from simpersona_jax.replay.schema import TraceWriter
+from simpersona_jax.rollout.driver import DriverConfig
+from simpersona_jax.storefront.catalog import catalogs_from_events, read_catalogs, write_catalogs
+from simpersona_jax.storefront.server import StorefrontServer
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "experiments/traces.py", lock_config=True)
+
+
+def load(cfg) -> tuple[pl.DataFrame, str]:
+    """(events of the candidate stores, catalog dir)."""
+    ev = cfg.events
+    if ev.kind == "synthetic":
+        if not os.path.isdir(os.path.join(ev.synth_dir, "events")):
+            from simpersona_jax.synth.generate import generate
+
+            print(f"generating synthetic stores into {ev.synth_dir}", flush=True)
+            generate(cfg.synth, ev.synth_dir)
+        with open(os.path.join(ev.synth_dir, "stores.json")) as f:
+            split = json.load(f)
+        stores = split["train"] + split["heldout"] if ev.split == "all" else split[ev.split]
+        events = (pl.scan_parquet(os.path.join(ev.synth_dir, "events", "**", "*.parquet"),
+                                  hive_partitioning=True)
+                  .filter(pl.col("store_id").is_in(stores)).select(COLUMNS).collect())
+        return events, os.path.join(ev.synth_dir, "catalog")
+    if ev.kind == "files":
+        from simpersona_jax.data.sources import load_events
+
+        paths = [p for p in ev.paths.split(",") if p]
+        if not paths:
+            raise ValueError("events.kind='files' needs --config.events.paths=<file>[,<file>...]")
+        events = load_events(paths, source=ev.source, store_id=ev.store_id or None).select(COLUMNS).collect()
+        catalog_dir = os.path.join(cfg.out_dir, "_storefront", "catalog")
+        write_catalogs(catalogs_from_events(events), catalog_dir)
+        return events, catalog_dir
+    raise ValueError(f"events.kind must be 'synthetic' or 'files', got {ev.kind!r}")
+
+
+def sample_sessions(events: pl.DataFrame, n: int, max_events: int, seed: int):
+    """(events of up to n sessions sampled at random, number of sampled sessions too long)."""
+    sizes = events.group_by("store_id", "session_id").len().sort("store_id", "session_id")
+    keys = sizes.sample(min(n, sizes.height), seed=seed)
+    too_long = keys.filter(pl.col("len") > max_events).height
+    keys = keys.filter(pl.col("len") <= max_events).select("store_id", "session_id")
+    return events.join(keys, on=["store_id", "session_id"]), too_long
+
+
+def main(argv):
+    del argv
+    cfg = _CONFIG.value
+    t0 = time.time()
+    events, catalog_dir = load(cfg)
+    sample, too_long = sample_sessions(events, cfg.max_sessions, cfg.max_events_per_session, cfg.seed)
+    n = sample.select("store_id", "session_id").n_unique()
+    print(f"{events.height:,} events, {events['session_id'].n_unique():,} sessions; replaying {n} "
+          f"(skipped {too_long} longer than {cfg.max_events_per_session} events)", flush=True)
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    log_dir = os.path.join(cfg.out_dir, "_storefront", "events")
+    shutil.rmtree(log_dir, ignore_errors=True)  # the fidelity check reads this run's log only
+    catalogs = read_catalogs(catalog_dir)
+    done = {"n": 0, "steps": 0}
+
+    def progress(result):
+        done["n"] += 1
+        done["steps"] += len(result.steps)
+        if done["n"] % max(1, n // 20) == 0 or done["n"] == n:
+            dt = time.time() - t0
+            print(f"  {done['n']}/{n} sessions, {done['steps']} steps, "
+                  f"{done['steps'] / dt:.1f} steps/s", flush=True)
+
+    d = cfg.driver
+    driver_cfg = DriverConfig(concurrency=d.concurrency, step_limit=d.step_limit,
+                              action_timeout_s=d.action_timeout_s,
+                              episode_timeout_s=d.episode_timeout_s,
+                              contexts_per_browser=d.contexts_per_browser)
+    with StorefrontServer(catalog_dir, log_dir, mode=cfg.server_mode) as server:
+        report = asyncio.run(replay_sessions(sample, catalogs, server, driver_cfg, on_result=progress))
+    if too_long:
+        report.dropped["too_long"] += too_long
+        report.sessions_in += too_long
+    for old in [f for f in os.listdir(cfg.out_dir) if f.startswith("traces-")]:
+        os.remove(os.path.join(cfg.out_dir, old))
+    writer = TraceWriter(cfg.out_dir, cfg.rows_per_shard)
+    writer.add(report.rows)
+    shards = writer.close()
+    summary = dict(sessions_in=report.sessions_in, replayed=report.replayed,
+                   dropped=dict(report.dropped), steps=report.steps, tokens=report.tokens,
+                   shards=[os.path.basename(s) for s in shards], seconds=round(time.time() - t0, 1))
+    with open(os.path.join(cfg.out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    print(report.summary())
+    print(f"wrote {len(shards)} shard(s), {writer.n_rows} rows to {cfg.out_dir} "
+          f"in {summary['seconds']}s")
+    if report.replayed == 0:
+        sys.exit("no session could be replayed")
+
+
+if __name__ == "__main__":
+    app.run(main)
