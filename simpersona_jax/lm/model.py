@@ -43,7 +43,7 @@ def _constrain(x, axes):
 class RMSNorm(nn.Module):
     cfg: LMConfig
     dim: int
-    axis_name: str = "embed"
+    axis_name: str = "norm"
 
     @nn.compact
     def __call__(self, x):
@@ -59,7 +59,7 @@ class Attention(nn.Module):
     cfg: LMConfig
 
     @nn.compact
-    def __call__(self, x_BxTxE, cos, sin, mask_BxTxS, cache_kv, write_index):
+    def __call__(self, x_BxTxE, cos, sin, mask_BxTxS, cache_kv, layer, write_index):
         cfg = self.cfg
         dt = _dtype(cfg.dtype)
         e, h, kv, d = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
@@ -78,19 +78,23 @@ class Attention(nn.Module):
             k = k + _param(self, "k_bias", (kv, d), ("kv_heads", "head_dim"), zeros).astype(dt)
             v = v + _param(self, "v_bias", (kv, d), ("kv_heads", "head_dim"), zeros).astype(dt)
         if cfg.qk_norm:
-            q = RMSNorm(cfg, d, "head_dim", name="q_norm")(q)
-            k = RMSNorm(cfg, d, "head_dim", name="k_norm")(k)
+            q = RMSNorm(cfg, d, name="q_norm")(q)
+            k = RMSNorm(cfg, d, name="k_norm")(k)
         q = rope.apply(q, cos, sin)
         k = rope.apply(k, cos, sin)
         q = _constrain(q, ("act_batch", "act_len", "act_heads", None))
 
         new_cache = None
         if cache_kv is not None:
+            # The whole [L, B, S, KV, D] cache rides in the scan carry: only this chunk's slots are
+            # written (in place), then this layer's keys/values are read.
             ck, cv = cache_kv
-            k = jax.lax.dynamic_update_slice(ck, k.astype(ck.dtype), (0, write_index, 0, 0))
-            v = jax.lax.dynamic_update_slice(cv, v.astype(cv.dtype), (0, write_index, 0, 0))
-            new_cache = (k, v)
-            k, v = k.astype(dt), v.astype(dt)
+            at = (layer, 0, write_index, 0, 0)
+            ck = jax.lax.dynamic_update_slice(ck, k[None].astype(ck.dtype), at)
+            cv = jax.lax.dynamic_update_slice(cv, v[None].astype(cv.dtype), at)
+            new_cache = (ck, cv)
+            k = jax.lax.dynamic_index_in_dim(ck, layer, keepdims=False).astype(dt)
+            v = jax.lax.dynamic_index_in_dim(cv, layer, keepdims=False).astype(dt)
 
         out = _attend(q, k, v, mask_BxTxS, cfg)
         y = jnp.einsum("bthd,hde->bte", out.astype(dt), wo.astype(dt))
@@ -144,15 +148,16 @@ class Block(nn.Module):
     cfg: LMConfig
 
     @nn.compact
-    def __call__(self, x, cos, sin, mask, cache_kv, write_index):
+    def __call__(self, carry, cos, sin, mask, write_index):
+        x, cache_kv, layer = carry
         cfg = self.cfg
         h = RMSNorm(cfg, cfg.hidden_size, name="input_norm")(x)
-        a, new_cache = Attention(cfg, name="attn")(h, cos, sin, mask, cache_kv, write_index)
+        a, new_cache = Attention(cfg, name="attn")(h, cos, sin, mask, cache_kv, layer, write_index)
         x = x + a
         h = RMSNorm(cfg, cfg.hidden_size, name="post_attn_norm")(x)
         x = x + MLP(cfg, name="mlp")(h)
         x = _constrain(x, ("act_batch", "act_len", "act_embed"))
-        return x, new_cache
+        return (x, new_cache, layer + 1), None
 
 
 _POLICIES = {
@@ -178,7 +183,7 @@ class Decoder(nn.Module):
             block,
             variable_axes={"params": 0},
             split_rngs={"params": True},
-            in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, 0, nn.broadcast),
+            in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
             length=cfg.num_layers,
             metadata_params={nn.PARTITION_NAME: "layers"},
         )(cfg, name="layers")
@@ -222,7 +227,7 @@ class Decoder(nn.Module):
                 mask = mask & kv_valid_BxS[:, None, :]
             mask = jnp.broadcast_to(mask, (b, t, s))
             layer_cache = (cache["k"], cache["v"])
-        x, new_layer_cache = self.layers(x, cos, sin, mask, layer_cache, write_index)
+        (x, new_layer_cache, _), _ = self.layers((x, layer_cache, jnp.int32(0)), cos, sin, mask, write_index)
         x = self.final_norm(x)
         new_cache = None if cache is None else {"k": new_layer_cache[0], "v": new_layer_cache[1]}
         return x, new_cache

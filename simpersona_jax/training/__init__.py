@@ -5,6 +5,7 @@ How to write a Task (see task.py for the Protocol, vqvae/task.py for a full exam
 A task is any object with these members (subclass `OptionalTaskHooks` for the optional ones):
 
   example_name: str                         # "buyers", "sequences": shown as <name>/s
+  console_metrics: tuple[str, ...] | None   # optional: metrics shown in the progress line
   make_loader(*, global_batch_size, seed, shard_index, shard_count) -> iterator
       A CHECKPOINTABLE Grain iterator (grain DatasetIterator / DataLoaderIterator: it has
       get_state/set_state) yielding dicts of numpy arrays whose leading dim is
@@ -36,7 +37,8 @@ Optional:
   make_optimizer(optimizer_config) -> optax.GradientTransformation | None (None: the default
       adamw/adam/sgd + schedule + clipping built from config.optimizer, see optim.py).
   evaluate(params, extra) -> dict[str, float]: every config.eval_every_steps and at the end.
-  report(params, extra, workdir) -> str | None: printed and saved to <workdir>/report.txt.
+  report(params, extra, workdir, eval_metrics) -> str | None: printed and saved to
+      <workdir>/report.txt (eval_metrics = the final `evaluate` result).
 
 Register the task in simpersona_jax/train.py (TASKS: config.task name -> "module:factory",
 factory(config) -> Task) and run it with

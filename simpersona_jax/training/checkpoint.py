@@ -38,3 +38,21 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: TrainState, d
       state=ocp.args.StandardRestore(abstract_state),
       data=grain.checkpoint.CheckpointRestore(data_iter)))
   return restored["state"], step
+
+
+def restore_params(workdir: str, abstract_state: TrainState, step: int | None = None
+                   ) -> tuple[TrainState, int]:
+  """The newest (or given) checkpointed TrainState of a workdir, without the data iterator."""
+  manager = ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
+                                  item_names=("state", "data"),
+                                  options=ocp.CheckpointManagerOptions(read_only=True))
+  try:
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints: train first with "
+                              f"python -m simpersona_jax.train --workdir={workdir}")
+    restored = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state)))
+  finally:
+    manager.close()
+  return restored["state"], step

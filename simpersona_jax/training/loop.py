@@ -33,6 +33,7 @@ class TrainResult:
   report: str | None
   resumed_from: int | None
   mesh: Any
+  history: list[tuple[int, dict[str, float]]]  # (step, mean metrics) at every log point
 
 
 def _hook(task, name, default):
@@ -99,7 +100,8 @@ def train(config, workdir: str, task, *, stop_after_steps: int | None = None) ->
   step = int(state.step)
   prog = progress_lib.Progress(workdir, total_steps=num_steps, global_batch_size=gbs,
                                example_name=getattr(task, "example_name", "examples"),
-                               start_step=step)
+                               start_step=step,
+                               console_metrics=getattr(task, "console_metrics", None))
   if resumed is not None:
     prog.print(f"resumed from {workdir}/checkpoints step {resumed}")
   if jax.process_index() == 0:
@@ -110,6 +112,7 @@ def train(config, workdir: str, task, *, stop_after_steps: int | None = None) ->
   eval_every = int(config.get("eval_every_steps", 0) or 0)
   evaluate = _hook(task, "evaluate", lambda p, e: {})
   history: list[dict] = []
+  logged: list[tuple[int, dict[str, float]]] = []
   last: dict[str, float] = {}
   last_saved = resumed
   try:
@@ -130,6 +133,7 @@ def train(config, workdir: str, task, *, stop_after_steps: int | None = None) ->
               f"step {last_saved} in {workdir}/checkpoints (rerun with --workdir to resume, "
               f"e.g. with a lower learning rate).")
         history = []
+        logged.append((step, last))
         prog.line(step, last)
         prog.scalars(step, last)
       if eval_every and step % eval_every == 0 and not at_end:
@@ -146,7 +150,8 @@ def train(config, workdir: str, task, *, stop_after_steps: int | None = None) ->
   if step >= num_steps:
     result_eval = evaluate(state.params, state.extra)
     prog.scalars(step, result_eval, prefix="eval")
-    report = _hook(task, "report", lambda p, e, w: None)(state.params, state.extra, workdir)
+    report = _hook(task, "report", lambda p, e, w, m: None)(state.params, state.extra, workdir,
+                                                           result_eval)
     if report and jax.process_index() == 0:
       with open(os.path.join(workdir, "report.txt"), "w") as f:
         f.write(report + "\n")
@@ -154,4 +159,11 @@ def train(config, workdir: str, task, *, stop_after_steps: int | None = None) ->
         json.dump(result_eval, f, indent=2)
   prog.close()
   return TrainResult(state=state, metrics=last, eval=result_eval, report=report,
-                     resumed_from=resumed, mesh=mesh)
+                     resumed_from=resumed, mesh=mesh, history=logged)
+
+
+def load_trained(config, workdir: str, task, step: int | None = None) -> tuple[TrainState, int]:
+  """(TrainState, step) restored from a training workdir, sharded as training would shard it."""
+  init_rng, _ = jax.random.split(jax.random.key(int(config.seed)))
+  *_, abstract, _ = build(config, task, init_rng, task.init_sample())
+  return ckpt.restore_params(workdir, abstract, step)

@@ -26,11 +26,12 @@ DEFAULT_RULES: tuple[tuple[str, Any], ...] = (
     ("vocab", "tensor"),
     ("length", None),
     ("norm", None),
-    # VQ-VAE: hidden widths and the code axis over fsdp, the latent and the input replicated.
+    # VQ-VAE: hidden widths over fsdp; input, latent and codebook replicated.
     ("input", None),
     ("hidden", "fsdp"),
+    ("hidden_in", None),
     ("latent", None),
-    ("codes", "fsdp"),
+    ("codes", None),  # a K x D codebook is small: replicate
     ("classes", None),
 )
 
@@ -57,8 +58,18 @@ def rules_from_config(rules) -> tuple[tuple[str, Any], ...]:
 
 
 def make_mesh(shape: dict | Any, devices: Sequence[jax.Device] | None = None) -> Mesh:
-  """Mesh over all (or the given) devices; one axis size may be -1 (fill the rest)."""
+  """Mesh over all (or the given) devices; one axis size may be -1 (fill the rest).
+
+  shape: {"data": .., "fsdp": .., "tensor": ..} and optionally "num_devices" (use only the
+  first n devices, e.g. 1 for a single-device reference run).
+  """
   devices = list(jax.devices() if devices is None else devices)
+  unknown = set(shape) - set(MESH_AXES) - {"num_devices"}
+  if unknown:
+    raise ValueError(f"mesh config has unknown keys {sorted(unknown)}; expected {MESH_AXES} "
+                     "and optionally num_devices")
+  if shape.get("num_devices"):
+    devices = devices[:int(shape["num_devices"])]
   sizes = [int(shape[a]) if a in shape else 1 for a in MESH_AXES]
   if sizes.count(-1) > 1:
     raise ValueError(f"mesh {dict(zip(MESH_AXES, sizes))}: at most one axis may be -1")
@@ -90,6 +101,8 @@ def _fit_spec(spec: P, shape: tuple[int, ...], mesh: Mesh, where: str) -> P:
                    kept[-1])
       kept = kept[:-1]
     fitted.append(None if not kept else (kept[0] if len(kept) == 1 else kept))
+  while fitted and fitted[-1] is None:  # P(None, None) == P(): keep specs canonical
+    fitted.pop()
   return P(*fitted)
 
 

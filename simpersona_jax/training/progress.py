@@ -24,10 +24,11 @@ class Progress:
   `step 500/3000 | loss 0.1234 | 45.2 steps/s | 23,100 buyers/s | ETA 0:00:55`."""
 
   def __init__(self, workdir: str, *, total_steps: int, global_batch_size: int,
-               example_name: str, start_step: int, stream=None):
+               example_name: str, start_step: int, console_metrics=None, stream=None):
     self.total_steps = total_steps
     self.global_batch_size = global_batch_size
     self.example_name = example_name
+    self.console_metrics = console_metrics
     self.stream = stream or sys.stdout
     self.is_main = jax.process_index() == 0
     self.writer = None
@@ -51,8 +52,8 @@ class Progress:
     self._t, self._step = now, step
     eta = (self.total_steps - step) / steps_per_s if steps_per_s > 0 else float("inf")
     eta_s = str(datetime.timedelta(seconds=int(eta))) if np.isfinite(eta) else "?"
-    shown = " | ".join(f"{k} {v:.4g}" for k, v in metrics.items()
-                       if k not in ("nonfinite", "grad_norm"))
+    keys = self.console_metrics or [k for k in metrics if k not in ("nonfinite", "grad_norm")]
+    shown = " | ".join(f"{k} {metrics[k]:.4g}" for k in keys if k in metrics)
     text = (f"step {step}/{self.total_steps} | {shown} | {steps_per_s:.1f} steps/s | "
             f"{steps_per_s * self.global_batch_size:,.0f} {self.example_name}/s | ETA {eta_s}")
     self.scalars(step, {"steps_per_sec": steps_per_s,

@@ -33,9 +33,11 @@ def state_shardings(boxed: dict, tx: optax.GradientTransformation, mesh: Mesh, r
   opt_abs = jax.eval_shape(tx.init, params_abs)
   rep = mesh_lib.replicated(mesh)
   # Optimiser leaves shaped like a parameter take that parameter's sharding; the rest replicate.
+  # Frozen leaves of optax.multi_transform hold an empty MaskedNode: keep it as it is.
+  masked = lambda x: isinstance(x, optax.MaskedNode)
   opt_sh = optax.tree_map_params(
-      tx, lambda _, s: s, opt_abs, params_sh, transform_non_params=lambda _: rep,
-      is_leaf=lambda x: isinstance(x, NamedSharding))
+      tx, lambda x, s: x if masked(x) else s, opt_abs, params_sh,
+      transform_non_params=lambda _: rep, is_leaf=lambda x: isinstance(x, NamedSharding) or masked(x))
   abstract = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params_abs,
                         extra=nn.meta.unbox(extra_b), opt_state=opt_abs)
   shardings = TrainState(step=rep, params=params_sh, extra=extra_sh, opt_state=opt_sh)

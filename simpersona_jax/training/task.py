@@ -68,6 +68,8 @@ class OptionalTaskHooks:
     """Host-side evaluation every config.eval_every_steps and at the end; scalars only."""
     return {}
 
-  def report(self, params: PyTree, extra: PyTree, workdir: str) -> str | None:
-    """A human-readable report printed (and written to workdir) when training ends."""
+  def report(self, params: PyTree, extra: PyTree, workdir: str,
+             eval_metrics: dict[str, float]) -> str | None:
+    """A human-readable report printed (and written to workdir) when training ends;
+    eval_metrics is what `evaluate` returned for the final parameters."""
     return None

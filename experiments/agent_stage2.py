@@ -1,0 +1,23 @@
+"""Agent SFT stage 2: all parameters, explicit-intent goals, starting from stage 1's export.
+
+Run:
+  python -m simpersona_jax.train --config=experiments/agent_stage2.py --workdir=runs/agent_stage2 \
+      --config.data.traces_dir=<traces> [--config.lm.init_from=runs/agent_stage1/hf]
+
+Loads stage 1's Hugging Face export (persona tokens already in tokenizer and table), trains every
+parameter on goal_intent prompts, prints progress lines, then the held-out next-action accuracy
+overall and per persona, and exports <workdir>/hf: the agent the simulator's LM policy
+(simpersona_jax/lm/policy.py) loads.
+"""
+
+from simpersona_jax.lm.experiment import sft_config
+
+
+def get_config():
+    c = sft_config()
+    c.lm.init_from = "runs/agent_stage1/hf"
+    c.train.mode = "all"
+    c.data.goal_field = "goal_intent"
+    c.optimizer.learning_rate = 1e-3
+    c.num_steps = 300
+    return c

@@ -1,0 +1,251 @@
+"""The agent SFT task for the generic train loop (simpersona_jax/training).
+
+One task serves the three runs (experiments/agent_{base,stage1,stage2}.py), chosen by config:
+- lm.init_from: "" builds the embedded default (BPE tokenizer trained on the training traces +
+  the small `lm.model` config, random init); otherwise a Hugging Face folder (a real checkpoint,
+  or the `<workdir>/hf` export of a previous stage) is imported.
+- persona.num_personas K > 0 adds <|persona_k|> tokens (tokenizer + table rows, table padded to
+  persona.vocab_multiple); rows start from the mean/std of existing rows ("mean_std") or are a
+  learned projection of the VQ code vectors ("code_projection", codes from persona.codes_path).
+- train.mode: "all" trains every parameter; "persona_rows" trains only the persona rows (or the
+  projection): every other parameter and every other row of the table stays bit-for-bit equal.
+- data.goal_field: "goal_neutral" (stage 1) or "goal_intent" (stage 2).
+At the end `report` evaluates and exports `<workdir>/hf` (transformers-loadable, persona tokens
+in tokenizer and config.json), which the next stage imports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import flax.linen as nn
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from simpersona_jax.lm import hf, persona, sft
+from simpersona_jax.lm import tokenizer as tok_lib
+from simpersona_jax.lm.config import LMConfig, pad_to_multiple
+from simpersona_jax.lm.model import Decoder
+from simpersona_jax.training import optim
+from simpersona_jax.training.task import OptionalTaskHooks
+
+
+class _Rows(grain.sources.RandomAccessDataSource):
+    def __init__(self, rows: dict[str, np.ndarray]):
+        self.rows = rows
+        self.n = len(next(iter(rows.values())))
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return {k: v[i] for k, v in self.rows.items()}
+
+
+def _model_config(config, vocab_size: int, tokenizer) -> LMConfig:
+    m = dict(config.lm.model)
+    eos = tokenizer.eos_token_id
+    return LMConfig(vocab_size=vocab_size, eos_token_id=eos, pad_token_id=tokenizer.pad_token_id,
+                    tie_word_embeddings=m.pop("tie_word_embeddings", True), **m)
+
+
+class SFTTask(OptionalTaskHooks):
+    example_name = "sequences"
+
+    def __init__(self, config):
+        self.config = config
+        d, p, lm = config.data, config.persona, config.lm
+        df = sft.read_traces(d.traces_dir)
+        if int(d.get("max_sessions", 0) or 0):
+            keep = df.select("store_id", "buyer_id", "session_id").unique(maintain_order=True).head(int(d.max_sessions))
+            df = df.join(keep, on=["store_id", "buyer_id", "session_id"], how="semi")
+        train_df, eval_df = sft.split_sessions(df, float(d.eval_fraction))
+        if train_df.height == 0:
+            raise ValueError(f"{d.traces_dir}: no training rows after the held-out split")
+        self.goal_field = d.goal_field
+        self.use_persona = int(p.num_personas) > 0 and bool(d.get("use_persona", True))
+        dtype_over = dict(dtype=lm.get("dtype", "float32"), param_dtype=lm.get("param_dtype", "float32"),
+                          remat_policy=lm.get("remat_policy", "none"))
+
+        # Model + tokenizer.
+        self.pretrained = None
+        if lm.init_from:
+            self.tokenizer = hf.load_tokenizer(lm.init_from)
+            cfg = hf.read_config(lm.init_from, **dtype_over)
+            n_real = len(self.tokenizer)
+        else:
+            texts = (r["observation"] + "\n" + r["action"] + "\n" + (r[self.goal_field] or "") + "\n"
+                     + "\n".join(r["history"] or []) for r in train_df.iter_rows(named=True))
+            self.tokenizer = tok_lib.train_bpe(texts, vocab_size=int(lm.tokenizer_vocab_size))
+            n_real = len(self.tokenizer)
+            cfg = _model_config(config, pad_to_multiple(n_real, int(p.vocab_multiple)), self.tokenizer).replace(
+                **dtype_over)
+        self.persona_ids: list[int] = []
+        self.codes = None
+        if int(p.num_personas) > 0:
+            had = all(t in self.tokenizer.get_vocab() for t in [f"<|persona_{int(p.num_personas) - 1}|>"])
+            self.persona_ids = tok_lib.add_persona_tokens(self.tokenizer, int(p.num_personas))
+            new_v = persona.padded_vocab_size(cfg, len(self.tokenizer), int(p.vocab_multiple))
+            if lm.init_from:
+                cfg_loaded, params = hf.load_params(lm.init_from, cfg)
+                if not had:
+                    cfg, params = persona.extend_vocab(cfg_loaded, params, self.persona_ids, n_real, new_v,
+                                                       jax.random.key(int(config.seed) + 1))
+                self.pretrained = params
+            else:
+                cfg = cfg.replace(vocab_size=new_v)
+            if p.init == "code_projection":
+                if not p.codes_path:
+                    raise ValueError("persona.init='code_projection' needs persona.codes_path (a .npy [K, C] array)")
+                self.codes = np.load(p.codes_path).astype(np.float32)
+                if self.codes.shape[0] != int(p.num_personas):
+                    raise ValueError(f"{p.codes_path}: {self.codes.shape[0]} code vectors, expected "
+                                     f"persona.num_personas={p.num_personas}")
+            elif p.init != "mean_std":
+                raise ValueError(f"persona.init={p.init!r}: expected 'mean_std' or 'code_projection'")
+        elif lm.init_from:
+            _, self.pretrained = hf.load_params(lm.init_from, cfg)
+        self.cfg = cfg
+        self.mode = config.train.mode
+        if self.mode not in ("all", "persona_rows"):
+            raise ValueError(f"train.mode={self.mode!r}: expected 'all' or 'persona_rows'")
+        if self.mode == "persona_rows" and not self.persona_ids:
+            raise ValueError("train.mode='persona_rows' needs persona.num_personas > 0")
+
+        # Data.
+        seq_len = int(d.seq_len)
+        pad_id = self.tokenizer.pad_token_id or 0
+        enc = dict(goal_field=self.goal_field, max_len=seq_len, use_persona=self.use_persona)
+        train_rows = list(train_df.iter_rows(named=True))
+        self.train_rows = sft.pack(sft.encode_examples(self.tokenizer, train_rows, **enc), seq_len, pad_id)
+        eval_rows = list(eval_df.iter_rows(named=True))[: int(d.get("max_eval_examples", 512))]
+        self.eval_personas = np.asarray([int(r["persona"]) for r in eval_rows], np.int64)
+        self.eval_rows = sft.pad_rows(sft.encode_examples(self.tokenizer, eval_rows, **enc), seq_len, pad_id)
+        self.num_train_examples = len(train_rows)
+
+    # ------------------------------------------------------------------ Task protocol
+    def make_loader(self, *, global_batch_size, seed, shard_index, shard_count):
+        ds = grain.MapDataset.source(_Rows(self.train_rows))
+        if shard_count > 1:
+            ds = ds[shard_index::shard_count]
+        ds = ds.shuffle(seed=seed).repeat(None).batch(global_batch_size // shard_count, drop_remainder=True)
+        return iter(ds.to_iter_dataset())
+
+    def init_sample(self):
+        return {k: v[:1] for k, v in self.train_rows.items()}
+
+    def init(self, rng, batch):
+        k_model, k_proj = jax.random.split(rng)
+        if self.pretrained is not None:
+            boxed = Decoder(self.cfg).init(k_model, batch["inputs"])["params"]
+            # Keep the logical-axis boxes, swap in the pretrained values.
+            params = jax.tree.map(lambda b, v: b.replace_boxed(v), boxed, self.pretrained,
+                                  is_leaf=lambda x: isinstance(x, nn.Partitioned))
+        else:
+            params = Decoder(self.cfg).init(k_model, batch["inputs"])["params"]
+        params = dict(params)
+        if self.codes is not None:
+            table = nn.meta.unbox(params["embedding"])
+            n_real = min(self.persona_ids)
+            params["persona_proj"] = persona.init_projection(k_proj, self.codes, table, n_real)
+        return {"params": params}
+
+    def _lm_params(self, params):
+        if "persona_proj" not in params:
+            return params
+        lm = {k: v for k, v in params.items() if k != "persona_proj"}
+        lm["embedding"] = persona.project_rows(lm["embedding"], params["persona_proj"], self.codes,
+                                               self.persona_ids)
+        return lm
+
+    def logits(self, params, rows):
+        lm = self._lm_params(params)
+        logits, _ = Decoder(self.cfg).apply({"params": lm}, rows["inputs"], rows["positions"], rows["segment_ids"])
+        return logits
+
+    def loss(self, params, extra, batch, rng, step):
+        loss, metrics = sft.masked_loss(self.logits(params, batch), batch)
+        return loss, (metrics, extra)
+
+    def make_optimizer(self, optimizer_config):
+        if self.mode == "all":
+            return None
+        base = optim.default_optimizer(optimizer_config, int(self.config.num_steps))
+        # Labels as a concrete pytree (optax also calls them on placeholder params).
+        shapes = nn.meta.unbox(jax.eval_shape(self.init, jax.random.key(0), self.init_sample())["params"])
+        labels = jax.tree.map(lambda _: "freeze", shapes)
+        if self.codes is not None:
+            labels["persona_proj"] = jax.tree.map(lambda _: "train", shapes["persona_proj"])
+            return optax.multi_transform({"train": base, "freeze": _freeze()}, labels)
+        mask = jnp.asarray(persona.row_mask(self.cfg.vocab_size, self.persona_ids))
+        labels["embedding"] = "rows"
+        if "lm_head" in labels:
+            labels["lm_head"] = "rows_t"
+        return optax.multi_transform({"rows": optax.chain(base, _scale(mask)),
+                                      "rows_t": optax.chain(base, _scale(mask.T)),
+                                      "freeze": _freeze()}, labels)
+
+    def evaluate(self, params, extra):
+        return self.action_accuracy(params)
+
+    def action_accuracy(self, params, batch_size: int = 32) -> dict[str, float]:
+        """Per-step next-action accuracy (greedy decoding reproduces the action exactly) on the
+        held-out sessions, overall and per persona."""
+        n = len(self.eval_personas)
+        if n == 0:
+            return {}
+        fn = jax.jit(lambda p, r: sft.example_correct(self.logits(p, r), r))
+        correct = []
+        for i in range(0, n, batch_size):
+            chunk = {k: v[i:i + batch_size] for k, v in self.eval_rows.items()}
+            m = len(chunk["inputs"])
+            if m < batch_size:  # one compiled shape
+                chunk = {k: np.concatenate([v, np.repeat(v[-1:], batch_size - m, 0)]) for k, v in chunk.items()}
+            correct.append(np.asarray(jax.device_get(fn(params, chunk)))[:m])
+        correct = np.concatenate(correct)
+        out = {"action_acc": float(correct.mean()), "eval_examples": float(n)}
+        for k in np.unique(self.eval_personas):
+            sel = self.eval_personas == k
+            out[f"action_acc/persona_{int(k)}"] = float(correct[sel].mean())
+        return out
+
+    def export(self, params, folder: str) -> None:
+        extra = {"simpersona": {"num_personas": len(self.persona_ids), "persona_token_ids": self.persona_ids,
+                                "goal_field": self.goal_field}}
+        hf.save_pretrained(folder, self.cfg, self._lm_params(params), self.tokenizer, extra_config=extra)
+
+    def report(self, params, extra, workdir):
+        acc = self.action_accuracy(params)
+        folder = os.path.join(workdir, "hf")
+        self.export(params, folder)
+        lines = [f"agent SFT: mode={self.mode} goal_field={self.goal_field} train_examples="
+                 f"{self.num_train_examples} packed_rows={len(self.train_rows['inputs'])} packing_efficiency="
+                 f"{sft.packing_efficiency(self.train_rows):.3f}",
+                 f"held-out next-action accuracy: {acc.get('action_acc', float('nan')):.4f} "
+                 f"over {int(acc.get('eval_examples', 0))} steps"]
+        per = {k: v for k, v in acc.items() if k.startswith("action_acc/")}
+        if per:
+            lines.append("per persona: " + json.dumps(per))
+        lines.append(f"exported Hugging Face folder: {folder}")
+        return "\n".join(lines)
+
+
+# Frozen entries get an update of -0.0: p + (-0.0) == p bit for bit for every p (also -0.0),
+# which multiplying by 0 (or optax.set_to_zero's +0.0) does not guarantee.
+def _scale(mask):
+    def update(updates, state, params=None):
+        # Inside multi_transform this group's tree holds one array (the table); the rest are MaskedNodes.
+        return jax.tree.map(lambda u: jnp.where(mask > 0, u, jnp.asarray(-0.0, u.dtype)), updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def _freeze():
+    def update(updates, state, params=None):
+        return jax.tree.map(lambda u: jnp.full_like(u, -0.0), updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)

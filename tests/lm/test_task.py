@@ -1,0 +1,136 @@
+"""The SFT task through the generic train loop: base -> stage 1 (exact freezing) -> stage 2,
+sharded (8 devices, data x fsdp x tensor) vs single-device, evaluation and the LM policy."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from simpersona_jax.lm import hf
+from simpersona_jax.lm.experiment import sft_config
+from simpersona_jax.lm.policy import LMPolicy, Request
+from simpersona_jax.lm.task import SFTTask
+from simpersona_jax.training import train
+
+from fake_traces import write_traces
+
+
+def _config(traces, **over):
+    c = sft_config()
+    c.global_batch_size = 8
+    c.log_every_steps = 1000
+    c.checkpoint.every_steps = 1000
+    c.data.traces_dir = traces
+    c.data.seq_len = 256
+    c.data.eval_fraction = 0.25
+    c.data.max_eval_examples = 16
+    c.persona.num_personas = 4
+    c.persona.vocab_multiple = 64
+    c.lm.tokenizer_vocab_size = 400
+    c.lm.model.update(dict(hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2, num_kv_heads=1,
+                           head_dim=16))
+    for k, v in over.items():
+        node = c
+        *path, last = k.split(".")
+        for p in path:
+            node = node[p]
+        node[last] = v
+    return c
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("sft"))
+    traces = write_traces(os.path.join(root, "traces"), n_sessions=48)
+    base = _config(traces, num_steps=12, **{"persona.num_personas": 0, "data.use_persona": False})
+    train(base, os.path.join(root, "base"), SFTTask(base))
+    return root, traces
+
+
+def test_stage1_sharded_trains_only_persona_rows(runs):
+    root, traces = runs
+    base_cfg, base = hf.load_params(os.path.join(root, "base", "hf"))
+    c = _config(traces, num_steps=3, seed=3, mesh={"data": 2, "fsdp": 2, "tensor": 2},
+                **{"lm.init_from": os.path.join(root, "base", "hf"), "train.mode": "persona_rows",
+                   "optimizer.learning_rate": 0.05})
+    task = SFTTask(c)
+    ids = task.persona_ids
+    n_real = min(ids)
+    assert task.cfg.vocab_size % 64 == 0 and task.cfg.vocab_size > max(ids)
+    result = train(c, os.path.join(root, "stage1"), task)
+    params = jax.device_get(result.state.params)
+    emb = np.asarray(params["embedding"])
+    assert emb.shape[0] == task.cfg.vocab_size
+    # Every row that existed before is bit-for-bit unchanged, and so is every other parameter.
+    np.testing.assert_array_equal(emb[:n_real], np.asarray(base["embedding"])[:n_real])
+    for path in [("final_norm", "scale"), ("layers", "attn", "q_kernel"), ("layers", "mlp", "down_kernel"),
+                 ("layers", "attn", "k_norm", "scale")]:
+        a, b = params, base
+        for k in path:
+            a, b = a[k], b[k]
+        assert np.array_equal(np.asarray(a), np.asarray(b)), path
+    assert jax.tree.structure(params) == jax.tree.structure(base)
+    for a, b in zip(jax.tree.leaves({k: v for k, v in params.items() if k != "embedding"}),
+                    jax.tree.leaves({k: v for k, v in base.items() if k != "embedding"})):
+        assert np.array_equal(np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32))
+    # Persona rows did train; every other row (incl. padding rows) is bit-for-bit its initial value.
+    init = np.asarray(jax.device_get(task.pretrained["embedding"]))
+    assert np.abs(emb[ids] - init[ids]).max() > 1e-3
+    others = np.setdiff1d(np.arange(emb.shape[0]), ids)
+    assert np.array_equal(emb[others].view(np.uint32), init[others].view(np.uint32))
+    ev = result.eval
+    assert 0.0 <= ev["action_acc"] <= 1.0 and {"action_acc/persona_0", "action_acc/persona_1"} <= set(ev)
+
+
+def test_stage2_sharded_matches_single_device_and_policy_acts(runs):
+    root, traces = runs
+    stage1 = os.path.join(root, "stage1", "hf")
+    assert os.path.exists(os.path.join(stage1, "config.json")), "stage 1 test must run first"
+    finals = {}
+    for name, mesh in [("one", {"num_devices": 1, "data": 1}), ("eight", {"data": 2, "fsdp": 2, "tensor": 2})]:
+        c = _config(traces, num_steps=2, mesh=mesh, **{"lm.init_from": stage1, "data.goal_field": "goal_intent"})
+        task = SFTTask(c)
+        assert task.persona_ids == list(range(min(task.persona_ids), min(task.persona_ids) + 4))
+        finals[name] = jax.device_get(train(c, os.path.join(root, "stage2_" + name), task).state.params)
+    for a, b in zip(jax.tree.leaves(finals["one"]), jax.tree.leaves(finals["eight"])):
+        np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4)
+
+    policy = LMPolicy(os.path.join(root, "stage2_one", "hf"), max_new_tokens=16)
+    obs = 'page: product /products/p001\ntitle: Canvas Tote\nprice: $17.00\ncart: 0\n[4] button "Add to cart"'
+    reqs = [Request(goal="Browse the store as you usually would.", history=['click("5")'], observation=obs,
+                    persona=k % 4, seed=k) for k in range(3)]
+    acts = policy.act(reqs)
+    assert len(acts) == 3 and all(isinstance(a, str) and "\n" not in a for a in acts)
+    assert policy.act(reqs) == acts
+
+
+def test_code_projection_stage1_moves_only_the_projection(runs, tmp_path):
+    import flax.linen as nn
+    import optax
+
+    root, traces = runs
+    codes = np.random.RandomState(0).randn(4, 6).astype(np.float32)
+    np.save(tmp_path / "codes.npy", codes)
+    c = _config(traces, num_steps=2, **{"lm.init_from": os.path.join(root, "base", "hf"),
+                                        "train.mode": "persona_rows", "persona.init": "code_projection",
+                                        "persona.codes_path": str(tmp_path / "codes.npy"),
+                                        "optimizer.learning_rate": 0.05, "optimizer.warmup_steps": 0})
+    task = SFTTask(c)
+    batch = task.init_sample()
+    params = nn.meta.unbox(task.init(jax.random.key(0), batch))["params"]
+    assert params["persona_proj"]["kernel"].shape == (6, 32)
+    tx = task.make_optimizer(c.optimizer)
+    grads = jax.jit(jax.grad(lambda p: task.loss(p, {}, batch, None, 0)[0]))(params)
+    assert float(jnp.abs(grads["persona_proj"]["kernel"]).max()) > 0
+    updates, _ = tx.update(grads, tx.init(params), params)
+    new = optax.apply_updates(params, updates)
+    assert not np.array_equal(new["persona_proj"]["kernel"], params["persona_proj"]["kernel"])
+    for k in params:
+        if k != "persona_proj":
+            for a, b in zip(jax.tree.leaves(new[k]), jax.tree.leaves(params[k])):
+                assert np.array_equal(np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32)), k
+    table = task._lm_params(new)["embedding"]
+    np.testing.assert_allclose(np.asarray(table)[task.persona_ids],
+                               codes @ new["persona_proj"]["kernel"] + new["persona_proj"]["bias"], atol=1e-5)
