@@ -26,6 +26,8 @@ import time
 import numpy as np
 
 RUN_OURS = "ours"
+# Partition size bounds memory; fixed here so that peak RSS can be compared across input sizes.
+ROWS_PER_PARTITION = 500_000
 RUN_PANDAS = "pandas"
 
 
@@ -51,7 +53,7 @@ def ours(csv: str, out: str) -> int:
     from simpersona_jax.data.ingest import ingest
     from simpersona_jax.features.build import build_buyers
 
-    ingest([csv], out)
+    ingest([csv], out, rows_per_partition=ROWS_PER_PARTITION)
     return build_buyers(os.path.join(out, "events"), os.path.join(out, "buyers"))["buyers"]
 
 

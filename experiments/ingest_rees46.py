@@ -3,7 +3,7 @@
     python -m simpersona_jax.ingest --config=experiments/ingest_rees46.py
 
 Should print: rows read 17,435  kept 17,429  quarantined 6 (duplicate 5, truncated_row 1),
-buyers 4,504, sessions 5,066, strata A 193 C 49 D 4,262, then `buyer vectors: 4,504 x 403`.
+buyers 4,504, sessions 5,067 (5,066 ids, one shared by two users), strata A 193 C 49 D 4,262, then `buyer vectors: 4,504 x 403`.
 """
 
 import ml_collections
@@ -17,7 +17,7 @@ def get_config():
             store_id="rees46",  # for sources without a store column
             mapping=ml_collections.config_dict.placeholder(dict),  # declarative mapping, see data/sources/mapping.py
             out_dir="runs/data/rees46",
-            buckets="auto",  # buyer-hash partitions per store ("auto": ~4M rows a partition)
+            buckets="auto",  # buyer-hash partitions per store ("auto": ~2M rows a partition)
             session_gap_minutes=30.0,
             pseudonymize_salt="",  # non-empty: re-key buyer ids with a salted SHA-256
         ),

@@ -14,6 +14,7 @@ read = kept + sum(quarantined), per run; `ingest()` raises if it would not.
 
 from __future__ import annotations
 
+import collections
 import glob
 import hashlib
 import json
@@ -130,22 +131,37 @@ def rows_read(staging: str) -> dict[str, int]:
     return dict(sorted(zip(counts["_file"].to_list(), counts["len"].to_list())))
 
 
+def partition_summary(path: str) -> dict:
+    """Counts of one finished partition (whole buyers, so counts add up across partitions)."""
+    events = pl.scan_parquet(path)
+    one = events.select(kept=pl.len(), buyers=pl.col("buyer_id").n_unique(),
+                        sessions=pl.struct("buyer_id", "session_id").n_unique()).collect().row(0, named=True)
+    one["stores"] = set(events.select(pl.col("store_id").unique()).collect()["store_id"])
+    one["events_by_type"] = dict(events.group_by("event_type").agg(pl.len()).collect().rows())
+    one["strata"] = dict(sessionize.assign_strata(events).group_by("stratum").agg(pl.len())
+                         .collect().rows())
+    return one
+
+
 def summarize(out_dir: str, read: dict[str, int]) -> dict:
-    events = pl.scan_parquet(os.path.join(out_dir, "events", "**", "*.parquet"), hive_partitioning=True)
+    """The run report, accumulated partition by partition (memory bounded by one partition)."""
     quarantine = pl.scan_parquet(os.path.join(out_dir, "quarantine", "*.parquet"))
     reasons = dict(quarantine.group_by("reason").agg(pl.len()).collect().rows())
-    kept = events.select(pl.len()).collect().item()
-    strata = dict(sessionize.assign_strata(events).group_by("stratum").agg(pl.len())
-                  .collect().sort("stratum").rows())
+    total = {"kept": 0, "buyers": 0, "sessions": 0}
+    stores, by_type, strata = set(), collections.Counter(), collections.Counter()
+    for path in sorted(glob.glob(os.path.join(out_dir, "events", "*", "*", "*.parquet"))):
+        one = partition_summary(path)
+        for k in total:
+            total[k] += one[k]
+        stores |= one["stores"]
+        by_type.update({str(k): v for k, v in one["events_by_type"].items()})
+        strata.update({str(k): v for k, v in one["strata"].items()})
     report = {
-        "read": int(sum(read.values())), "read_per_file": read, "kept": int(kept),
+        "read": int(sum(read.values())), "read_per_file": read, "kept": total["kept"],
         "quarantined": int(sum(reasons.values())), "quarantined_by_reason": reasons,
-        "buyers": events.select(pl.struct("store_id", "buyer_id").n_unique()).collect().item(),
-        "sessions": events.select(pl.struct("store_id", "session_id").n_unique()).collect().item(),
-        "stores": sorted(events.select(pl.col("store_id").unique()).collect()["store_id"].to_list()),
-        "events_by_type": {str(k): v for k, v in events.group_by("event_type").agg(pl.len())
-                           .collect().sort("event_type").rows()},
-        "strata": {str(k): v for k, v in strata.items()},
+        "buyers": total["buyers"], "sessions": total["sessions"], "stores": sorted(stores),
+        "events_by_type": {k: by_type[k] for k in schema.EVENT_TYPES if k in by_type},
+        "strata": {k: strata[k] for k in schema.STRATA if k in strata},
     }
     if report["read"] != report["kept"] + report["quarantined"]:
         raise AssertionError(f"row accounting broken: read {report['read']} != kept "
@@ -153,7 +169,7 @@ def summarize(out_dir: str, read: dict[str, int]) -> dict:
     return report
 
 
-def auto_buckets(paths, rows_per_partition: int = 4_000_000) -> int:
+def auto_buckets(paths, rows_per_partition: int = 2_000_000) -> int:
     """Buyer-hash buckets so that a partition stays near `rows_per_partition` rows.
 
     Estimated from input bytes (~100 bytes a row uncompressed, compressed files ~5x smaller), so
@@ -167,13 +183,14 @@ def auto_buckets(paths, rows_per_partition: int = 4_000_000) -> int:
 def ingest(paths, out_dir: str, *, source: str = "auto", store_id: str | None = None,
            mapping: Mapping | dict | None = None, buckets: int | str = "auto",
            session_gap_minutes: float = 30.0, pseudonymize_salt: str | None = None,
-           progress=None) -> dict:
+           rows_per_partition: int = 2_000_000, progress=None) -> dict:
     """Runs both phases and writes `ingest_report.json`; returns the report.
 
-    `buckets`: buyer-hash partitions per store, or "auto" (see `auto_buckets`).
+    `buckets`: buyer-hash partitions per store, or "auto": about `rows_per_partition` rows a
+    partition (phase 2 and the buyer step hold one partition in memory at a time).
     """
     if buckets == "auto":
-        buckets = auto_buckets(paths)
+        buckets = auto_buckets(paths, rows_per_partition)
     if isinstance(mapping, dict):
         mapping = Mapping.from_config(mapping)
     os.makedirs(os.path.join(out_dir, "quarantine"), exist_ok=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 
 import numpy as np
 import polars as pl
@@ -53,7 +54,7 @@ def vectors_from_table(table: pl.DataFrame) -> np.ndarray:
     return x
 
 
-def _fit_standardisation(meta: pl.DataFrame, train_stores: list[str], reference: dict | None):
+def _fit_standardisation(meta: pl.LazyFrame, train_stores: list[str], reference: dict | None):
     """Scalar mean/std and label thresholds: from `reference`, else from the training stores."""
     if reference is not None:
         if reference["scalar_names"] != list(scalars.SCALAR_NAMES):
@@ -62,41 +63,49 @@ def _fit_standardisation(meta: pl.DataFrame, train_stores: list[str], reference:
         return (np.asarray(reference["mean"]), np.asarray(reference["std"]),
                 dict(reference["label_thresholds"]))
     train = meta.filter(pl.col("split") == "train")
-    if train.height == 0:
+    names = scalars.SCALAR_NAMES
+    fit = train.select(
+        n=pl.len(), **{f"mean.{c}": pl.col(c).mean() for c in names},
+        **{f"std.{c}": pl.col(c).std(ddof=0) for c in names},
+        **{f"median.{k}": pl.col(v).median() for k, v in LABEL_SOURCES.items()}).collect().row(0, named=True)
+    if fit["n"] == 0:
         raise ValueError(f"no buyers in the training stores {train_stores[:5]}: "
                          "standardisation statistics would be undefined")
-    raw = train.select(scalars.SCALAR_NAMES).to_numpy()
-    mean, std = raw.mean(0), raw.std(0)
+    mean = np.asarray([fit[f"mean.{c}"] for c in names])
+    std = np.asarray([fit[f"std.{c}"] for c in names])
     std = np.where(std > 1e-8, std, 1.0)
-    return mean, std, {k: float(train[v].median()) for k, v in LABEL_SOURCES.items()}
+    return mean, std, {k: float(fit[f"median.{k}"]) for k in LABEL_SOURCES}
 
 
 def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | None = None,
-                 truth: pl.DataFrame | None = None, progress=None,
+                 truth: pl.DataFrame | pl.LazyFrame | None = None, progress=None,
                  reference_stats: dict | None = None) -> dict:
     """Writes vectors.zarr, meta.parquet and stats.json under `buyers_dir`; returns stats.
 
-    `reference_stats` (another build's stats.json) standardises and labels these buyers with the
-    statistics of that build's training stores, e.g. new stores or simulated traffic scored by a
-    model trained elsewhere; all stores here are then "heldout".
+    Memory is bounded by one partition: per-partition metadata goes to disk and every statistic
+    is a streaming aggregate. `reference_stats` (another build's stats.json) standardises and
+    labels these buyers with that build's training-store statistics, e.g. new stores or simulated
+    traffic scored by a model trained elsewhere; all stores here are then "heldout".
     """
     os.makedirs(buyers_dir, exist_ok=True)
-    parts = list_partitions(events_dir)
+    parts_dir = os.path.join(buyers_dir, "_meta_parts")
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    os.makedirs(parts_dir)
     medians = scalars.store_median_prices(_scan(events_dir)).collect()
-    counts = [_scan(p).select(pl.col("buyer_id").n_unique()).collect().item() for p in parts]
-    matrix = store.create_matrix(os.path.join(buyers_dir, "vectors.zarr"), sum(counts), DIM)
-    metas, offset = [], 0
-    for part, n in zip(parts, counts):
+    matrix = store.create_matrix(os.path.join(buyers_dir, "vectors.zarr"), 0, DIM)
+    offset = 0
+    for k, part in enumerate(list_partitions(events_dir)):
         table = scalars.buyer_table(_scan(part), medians.lazy()).collect()
-        assert table.height == n, (part, table.height, n)
+        n = table.height
+        matrix = matrix.resize(exclusive_max=[offset + n, DIM]).result()
         matrix[offset:offset + n].write(vectors_from_table(table)).result()
-        metas.append(table.select("buyer_id", "store_id", "stratum", "n_events",
-                                  *scalars.SCALAR_NAMES)
-                     .with_columns(row=pl.int_range(offset, offset + n, dtype=pl.Int64)))
+        table.select("buyer_id", "store_id", "stratum", "n_events", *scalars.SCALAR_NAMES) \
+            .with_columns(row=pl.int_range(offset, offset + n, dtype=pl.Int64)) \
+            .write_parquet(os.path.join(parts_dir, f"{k:06d}.parquet"))
         offset += n
         progress and progress(n)
-    meta = pl.concat(metas)
-    stores_sorted = sorted(meta["store_id"].unique().to_list())
+    meta = pl.scan_parquet(os.path.join(parts_dir, "*.parquet"))
+    stores_sorted = sorted(meta.select(pl.col("store_id").unique()).collect()["store_id"].to_list())
     train_stores = stores_sorted if train_stores is None else list(train_stores)
     if reference_stats is not None:
         train_stores = []
@@ -110,7 +119,7 @@ def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | Non
         *[(pl.col(v) > thresholds[k]).cast(pl.Int32).alias(k) for k, v in LABEL_SOURCES.items()])
     if truth is not None:
         from simpersona_jax.synth.types import TYPE_NAMES
-        meta = meta.join(truth.select("store_id", "buyer_id", pl.col("type").replace_strict(
+        meta = meta.join(truth.lazy().select("store_id", "buyer_id", pl.col("type").replace_strict(
             TYPE_NAMES, range(len(TYPE_NAMES)), return_dtype=pl.Int32).alias("true_type")),
             on=["store_id", "buyer_id"], how="left", maintain_order="left")
     else:
@@ -120,12 +129,15 @@ def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | Non
     for lo in range(0, offset, 1 << 16):  # standardise the scalar columns in place
         block = matrix[lo:min(lo + (1 << 16), offset), :n_s]
         block.write(((block.read().result() - mean) / std).astype(np.float32)).result()
+    meta_path = os.path.join(buyers_dir, "meta.parquet")
     meta.select("row", "buyer_id", "store_id", "store", "split", "stratum", *LABEL_SOURCES,
-                "true_type", "n_events").write_parquet(os.path.join(buyers_dir, "meta.parquet"))
+                "true_type", "n_events").sink_parquet(meta_path)  # parts are in row order
+    shutil.rmtree(parts_dir)
+    strata = pl.scan_parquet(meta_path).group_by("stratum").agg(pl.len()).sort("stratum").collect()
     stats = {"dim": DIM, "scalar_names": list(scalars.SCALAR_NAMES), "mean": mean.tolist(),
              "std": std.tolist(), "label_thresholds": thresholds, "label_sources": LABEL_SOURCES,
              "train_stores": train_stores, "stores": stores_sorted, "buyers": offset,
-             "strata": meta["stratum"].value_counts().sort("stratum").rows()}
+             "strata": strata.rows()}
     with open(os.path.join(buyers_dir, "stats.json"), "w") as f:
         json.dump(stats, f, indent=1)
     return stats

@@ -27,6 +27,6 @@ def ensure_default(data_dir: str, cfg: ml_collections.ConfigDict | None = None) 
         generate(cfg, data_dir)
     with open(os.path.join(data_dir, "stores.json")) as f:
         plan = json.load(f)
-    truth = pl.read_parquet(os.path.join(data_dir, "truth", "**", "*.parquet"))
+    truth = pl.scan_parquet(os.path.join(data_dir, "truth", "**", "*.parquet"))
     build_buyers(os.path.join(data_dir, "events"), buyers_dir, plan["train"], truth)
     return buyers_dir
