@@ -131,19 +131,10 @@ class TorchImpl:
     self.threads = {"train": torch.get_num_threads(), "assign": torch.get_num_threads()}
     self.train(1)  # kmeans init on the first batch
 
-  def pick_threads(self, x_assign):
-    """The reference at its best: the faster of 1 thread and all cores, per workload (OpenMP
-    barriers on an oversubscribed machine can make 2 threads far slower than 1)."""
-    options = sorted({1, os.cpu_count() or 1})
-    for kind, fn in (("train", lambda: self.train(2)), ("assign", lambda: self.assign(3, x_assign))):
-      best = None
-      for t in options:
-        self.threads[kind] = t
-        fn()
-        dt = min(_timed(lambda _: fn(), 0) for _ in range(2))
-        if best is None or dt < best[0]:
-          best = (dt, t)
-      self.threads[kind] = best[1]
+  def with_threads(self, n):
+    """Set the thread count both workloads use (torch.set_num_threads is process-wide)."""
+    self.threads = {"train": n, "assign": n}
+    return self
 
   def _loss(self, b):
     torch, F = self.torch, self.torch.nn.functional
@@ -191,28 +182,43 @@ def _timed(fn, n):
 
 
 def bench_one(batch, reps, seconds):
+  """Medians of alternating repetitions. The reference is measured at 1 thread and at all
+  cores in every repetition and reported at its better median: OpenMP barriers on a busy
+  2-core machine can make 2 threads far slower than 1, and the reference deserves its best."""
   data = _data(max(batch * 4, 4096))
-  impls = [JaxImpl(batch, data), TorchImpl(batch, data)]
-  rates = {("train", i.name): [] for i in impls} | {("assign", i.name): [] for i in impls}
+  jax_impl, torch_impl = JaxImpl(batch, data), TorchImpl(batch, data)
+  threads = sorted({1, os.cpu_count() or 1})
   x_assign = data["x"][:batch]
-  impls[1].pick_threads(x_assign)
-  steps = {}
-  for impl in impls:  # warm-up (compile) and calibrate steps per repetition
-    impl.train(2)
-    impl.assign(1, x_assign)
-    per = _timed(impl.train, 2) / 2
-    steps[impl.name] = max(2, int(seconds / max(per, 1e-6)))
-  n_train = min(steps.values())
-  per_assign = _timed(lambda n: impls[0].assign(n, x_assign), 2) / 2
-  n_assign = max(2, int(seconds / max(per_assign, 1e-6)))
+  runs = [("jax", jax_impl, None)] + [(f"torch@{t}", torch_impl, t) for t in threads]
+  rates = {(kind, name): [] for kind in ("train", "assign") for name, _, _ in runs}
+
+  def go(impl, t, kind, n):
+    if t is not None:
+      impl.with_threads(t)
+    if kind == "train":
+      return batch * n / _timed(impl.train, n)
+    return batch * n / _timed(lambda k: impl.assign(k, x_assign), n)
+
+  counts = {}
+  for kind in ("train", "assign"):  # warm-up (compile, kmeans init), calibrate repetitions
+    per = []
+    for _, impl, t in runs:
+      go(impl, t, kind, 2)
+      per.append(batch / go(impl, t, kind, 2))
+    counts[kind] = max(2, int(seconds / max(min(per), 1e-6)))
   for r in range(reps):
-    order = impls if r % 2 == 0 else impls[::-1]
-    for impl in order:
-      rates[("train", impl.name)].append(batch * n_train / _timed(impl.train, n_train))
-    for impl in order:
-      rates[("assign", impl.name)].append(
-          batch * n_assign / _timed(lambda n: impl.assign(n, x_assign), n_assign))
-  return {k: statistics.median(v) for k, v in rates.items()}, impls[1].threads
+    order = runs if r % 2 == 0 else runs[::-1]
+    for kind in ("train", "assign"):
+      for name, impl, t in order:
+        rates[(kind, name)].append(go(impl, t, kind, counts[kind]))
+  med = {k: statistics.median(v) for k, v in rates.items()}
+  out, best_threads = {}, {}
+  for kind in ("train", "assign"):
+    out[(kind, "jax")] = med[(kind, "jax")]
+    t_best = max(threads, key=lambda t: med[(kind, f"torch@{t}")])
+    out[(kind, "torch")] = med[(kind, f"torch@{t_best}")]
+    best_threads[kind] = t_best
+  return out, best_threads
 
 
 def main(argv):

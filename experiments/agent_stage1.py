@@ -2,7 +2,8 @@
 
 Run:
   python -m simpersona_jax.train --config=experiments/agent_stage1.py --workdir=runs/agent_stage1 \
-      --config.data.traces_dir=<traces> [--config.lm.init_from=<HF folder, default runs/agent_base/hf>]
+      --config.data.traces_dir=<traces> --config.data.codes_path=runs/vqvae/assign/codes.parquet \
+      [--config.lm.init_from=<HF folder, default runs/agent_base/hf>]
 
 Adds <|persona_0|>..<|persona_255|> to the tokenizer and the embedding table (and lm_head when
 untied), padded to a multiple of 128, initialised from the mean/std of the existing rows

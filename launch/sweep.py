@@ -13,7 +13,6 @@ sweeps can be spread over machines with --shard=i/n (run i of every n combinatio
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import shlex
@@ -22,6 +21,9 @@ import sys
 
 from absl import app, flags
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from simpersona_jax.training.sweep import combinations, command, parse_grid, run_name  # noqa: E402
+
 _CONFIG = flags.DEFINE_string("config", None, "experiment config file")
 _WORKDIR = flags.DEFINE_string("workdir", None, "sweep root; one sub-directory per run")
 _GRID = flags.DEFINE_multi_string("grid", [], "'dotted.key=v1,v2,...' (repeat for more axes)")
@@ -29,34 +31,6 @@ _MODULE = flags.DEFINE_string("module", "simpersona_jax.train", "python -m modul
 _PARALLEL = flags.DEFINE_integer("parallel", 1, "runs at once on this machine")
 _SHARD = flags.DEFINE_string("shard", "0/1", "i/n: run only combinations with index % n == i")
 _DRY = flags.DEFINE_bool("dry_run", False, "print the commands only")
-
-
-def parse_grid(specs: list[str]) -> list[tuple[str, list[str]]]:
-  axes = []
-  for spec in specs:
-    if "=" not in spec:
-      raise ValueError(f"--grid={spec!r}: expected key=v1,v2,...")
-    key, values = spec.split("=", 1)
-    vals = [v for v in values.split(",") if v != ""]
-    if not key.strip() or not vals:
-      raise ValueError(f"--grid={spec!r}: empty key or no values")
-    axes.append((key.strip(), vals))
-  return axes
-
-
-def combinations(axes) -> list[dict[str, str]]:
-  keys = [k for k, _ in axes]
-  return [dict(zip(keys, combo)) for combo in itertools.product(*[v for _, v in axes])]
-
-
-def run_name(overrides: dict[str, str]) -> str:
-  name = ",".join(f"{k}={v}" for k, v in overrides.items()) or "base"
-  return "".join(c if c.isalnum() or c in "=,._-" else "_" for c in name)
-
-
-def command(module, config, workdir, overrides, extra) -> list[str]:
-  return ([sys.executable, "-m", module, f"--config={config}", f"--workdir={workdir}"]
-          + [f"--config.{k}={v}" for k, v in overrides.items()] + list(extra))
 
 
 def main(argv):

@@ -21,6 +21,7 @@ def sft_config() -> ml_collections.ConfigDict:
 
     c.data = ml_collections.ConfigDict()
     c.data.traces_dir = "runs/traces"    # traces-*.parquet (replay/schema.py TRACE_SCHEMA)
+    c.data.codes_path = ""               # assign.py's codes.parquet: persona = the buyer's VQ code
     c.data.goal_field = "goal_neutral"   # goal_neutral (stage 1) | goal_intent (stage 2)
     c.data.seq_len = 512                 # packed row length; long observations are cut from the end
     c.data.eval_fraction = 0.1           # held-out sessions (deterministic hash split)

@@ -106,9 +106,10 @@ class Attention(nn.Module):
 def _attend(q_BxTxHxD, k_BxSxKxD, v_BxSxKxD, mask_BxTxS, cfg: LMConfig):
     b, t, h, d = q_BxTxHxD.shape
     kv = k_BxSxKxD.shape[2]
-    if cfg.attention_impl != "xla":
+    if cfg.attention_impl != "xla":  # "jax": jax.nn.dot_product_attention's default; "cudnn": fused GPU kernel
+        impl = None if cfg.attention_impl == "jax" else cfg.attention_impl
         return jax.nn.dot_product_attention(
-            q_BxTxHxD, k_BxSxKxD, v_BxSxKxD, mask=mask_BxTxS[:, None], implementation=cfg.attention_impl)
+            q_BxTxHxD, k_BxSxKxD, v_BxSxKxD, mask=mask_BxTxS[:, None], implementation=impl)
     q = q_BxTxHxD.reshape(b, t, kv, h // kv, d)
     logits = jnp.einsum("btkgd,bskd->bkgts", q, k_BxSxKxD, preferred_element_type=jnp.float32)
     logits = logits * (d**-0.5)

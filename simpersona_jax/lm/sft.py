@@ -37,6 +37,19 @@ def read_traces(traces_dir: str) -> pl.DataFrame:
     return df
 
 
+def attach_personas(df: pl.DataFrame, codes_path: str) -> pl.DataFrame:
+    """Set each row's persona to its buyer's VQ code from assign.py's codes.parquet
+    (store_id, buyer_id, code); rows of buyers without a code keep their persona (-1)."""
+    codes = pl.read_parquet(codes_path)
+    missing = [c for c in ("store_id", "buyer_id", "code") if c not in codes.columns]
+    if missing:
+        raise ValueError(f"{codes_path}: lacks columns {missing} (expected assign.py's codes.parquet)")
+    codes = codes.select("store_id", "buyer_id", pl.col("code").cast(pl.Int32).alias("_code")).unique(
+        ["store_id", "buyer_id"], keep="first")
+    out = df.join(codes, on=["store_id", "buyer_id"], how="left")
+    return out.with_columns(pl.coalesce("_code", "persona").alias("persona")).drop("_code")
+
+
 def split_sessions(df: pl.DataFrame, eval_fraction: float, salt: str = "sft") -> tuple[pl.DataFrame, pl.DataFrame]:
     """Deterministic (train, heldout) split by session: a session lies wholly on one side."""
     keys = (df["store_id"] + "/" + df["buyer_id"] + "/" + df["session_id"]).to_list()

@@ -60,6 +60,8 @@ class SFTTask(OptionalTaskHooks):
         self.config = config
         d, p, lm = config.data, config.persona, config.lm
         df = sft.read_traces(d.traces_dir)
+        if d.get("codes_path", ""):
+            df = sft.attach_personas(df, d.codes_path)
         if int(d.get("max_sessions", 0) or 0):
             keep = df.select("store_id", "buyer_id", "session_id").unique(maintain_order=True).head(int(d.max_sessions))
             df = df.join(keep, on=["store_id", "buyer_id", "session_id"], how="semi")
@@ -218,8 +220,8 @@ class SFTTask(OptionalTaskHooks):
                                 "goal_field": self.goal_field}}
         hf.save_pretrained(folder, self.cfg, self._lm_params(params), self.tokenizer, extra_config=extra)
 
-    def report(self, params, extra, workdir):
-        acc = self.action_accuracy(params)
+    def report(self, params, extra, workdir, eval_metrics=None):
+        acc = eval_metrics if eval_metrics is not None else self.action_accuracy(params)
         folder = os.path.join(workdir, "hf")
         self.export(params, folder)
         lines = [f"agent SFT: mode={self.mode} goal_field={self.goal_field} train_examples="

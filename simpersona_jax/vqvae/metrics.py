@@ -107,10 +107,21 @@ def format_table(rows: dict[str, dict[str, float]], title: str = "") -> str:
   return "\n".join(lines)
 
 
-def wins(ours: dict[str, float], baseline: dict[str, float]) -> dict[str, bool]:
-  """Per metric: is `ours` strictly better than the baseline?"""
+def compare(ours: dict[str, float], baseline: dict[str, float]) -> dict[str, str]:
+  """Per metric: "win", "tie" or "loss" of `ours` against the baseline."""
   out = {}
   for m, (_, sign, _) in METRICS.items():
     if m in ours and m in baseline and not (np.isnan(ours[m]) or np.isnan(baseline[m])):
-      out[m] = bool(sign * (ours[m] - baseline[m]) > 0)
+      d = sign * (ours[m] - baseline[m])
+      out[m] = "win" if d > 0 else "tie" if d == 0 else "loss"
   return out
+
+
+def verdict(ours: dict[str, float], baseline: dict[str, float], name: str = "k-means") -> str:
+  """E.g. `VQ-VAE vs k-means: better on 5/8 (ties: used_codes; worse: calinski_harabasz)`."""
+  c = compare(ours, baseline)
+  text = f"VQ-VAE vs {name}: better on {sum(v == 'win' for v in c.values())}/{len(c)}"
+  extra = [f"{kind}: {', '.join(m for m, v in c.items() if v == key)}"
+           for kind, key in (("ties", "tie"), ("worse", "loss"))
+           if any(v == key for v in c.values())]
+  return text + (f" ({'; '.join(extra)})" if extra else "")

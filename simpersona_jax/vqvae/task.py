@@ -238,10 +238,7 @@ class VQVAETask(OptionalTaskHooks):
     table = metrics_lib.format_table(rows, title=f"buyer-type quality on {len(data['x'])} "
                                      f"buyers (eval split), K={self.k}")
     if len(rows) > 1:
-      w = metrics_lib.wins(ours, rows[f"minibatch_kmeans(K={self.k})"])
-      table += (f"\nVQ-VAE beats k-means on {sum(w.values())}/{len(w)} metrics"
-                + (f" (not: {', '.join(m for m, v in w.items() if not v)})"
-                   if not all(w.values()) else ""))
+      table += "\n" + metrics_lib.verdict(ours, rows[f"minibatch_kmeans(K={self.k})"])
     if workdir and jax.process_index() == 0:
       with open(os.path.join(workdir, "quality.json"), "w") as f:
         json.dump(rows, f, indent=2)

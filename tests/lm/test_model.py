@@ -11,13 +11,17 @@ import torch
 from simpersona_jax.lm import hf
 from simpersona_jax.lm.model import Decoder, init_cache
 
-from conftest import hf_config, make_hf_model
+from hf_testing import hf_config, make_hf_model
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def forward(cfg, params, tokens, positions=None, segments=None):
+    return Decoder(cfg).apply({"params": params}, tokens, positions, segments)[0]
 
 
 def _logits(folder, ids, **kw):
     cfg, params = hf.load_params(folder, **kw)
-    out, _ = Decoder(cfg).apply({"params": params}, jnp.asarray(ids))
-    return np.asarray(out)
+    return np.asarray(forward(cfg, params, jnp.asarray(ids)))
 
 
 @pytest.mark.parametrize("family", ["qwen3", "qwen2", "llama"])
@@ -50,9 +54,9 @@ def test_packed_segments_equal_separate_sequences(hf_models):
     packed = np.concatenate([a, b, [0, 0]])[None]
     seg = np.array([[1] * 7 + [2] * 5 + [0, 0]])
     pos = np.concatenate([np.arange(7), np.arange(5), [0, 0]])[None]
-    out, _ = Decoder(cfg).apply({"params": params}, jnp.asarray(packed), jnp.asarray(pos), jnp.asarray(seg))
-    ref_a, _ = Decoder(cfg).apply({"params": params}, jnp.asarray(a[None]))
-    ref_b, _ = Decoder(cfg).apply({"params": params}, jnp.asarray(b[None]))
+    out = forward(cfg, params, jnp.asarray(packed), jnp.asarray(pos), jnp.asarray(seg))
+    ref_a = forward(cfg, params, jnp.asarray(a[None]))
+    ref_b = forward(cfg, params, jnp.asarray(b[None]))
     np.testing.assert_allclose(out[0, :7], ref_a[0], atol=1e-5)
     np.testing.assert_allclose(out[0, 7:12], ref_b[0], atol=1e-5)
 
@@ -61,11 +65,11 @@ def test_cached_decoding_matches_full_forward(hf_models, token_batch):
     folder, _ = hf_models["llama"]
     cfg, params = hf.load_params(folder)
     model = Decoder(cfg)
-    full, _ = model.apply({"params": params}, jnp.asarray(token_batch))
+    full = forward(cfg, params, jnp.asarray(token_batch))
     t = token_batch.shape[1]
     cache = init_cache(cfg, 2, t + 3)
-    pre, cache = model.apply({"params": params}, jnp.asarray(token_batch[:, :10]), cache=cache, write_index=0)
     step = jax.jit(lambda p, x, pos, c, i: model.apply({"params": p}, x, pos, cache=c, write_index=i))
+    pre, cache = step(params, jnp.asarray(token_batch[:, :10]), jnp.arange(10)[None].repeat(2, 0), cache, 0)
     steps = [pre]
     for i in range(10, t):
         out, cache = step(params, jnp.asarray(token_batch[:, i:i + 1]), jnp.full((2, 1), i), cache, i)
@@ -80,17 +84,16 @@ def test_bf16_compute_close_to_fp32(hf_models, token_batch):
     assert np.abs(f32 - b16).max() < 0.1 * np.abs(f32).max()
 
 
-@pytest.mark.parametrize("policy", ["full", "dots_no_batch"])
-def test_remat_policy_same_gradients(hf_models, token_batch, policy):
+def test_remat_policies_same_gradients(hf_models, token_batch):
     folder, _ = hf_models["qwen3"]
     cfg, params = hf.load_params(folder)
 
     @functools.partial(jax.jit, static_argnums=1)
-    def loss(p, c):
-        out, _ = Decoder(c).apply({"params": p}, jnp.asarray(token_batch))
-        return jnp.mean(out**2)
+    def grads(p, c):
+        return jax.grad(lambda p: jnp.mean(Decoder(c).apply({"params": p}, jnp.asarray(token_batch))[0] ** 2))(p)
 
-    g0 = jax.grad(loss)(params, cfg)
-    g1 = jax.grad(loss)(params, cfg.replace(remat_policy=policy))
-    for a, b in zip(jax.tree.leaves(g0), jax.tree.leaves(g1)):
-        np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-5)
+    g0 = grads(params, cfg)
+    for policy in ("full", "dots_no_batch"):
+        g1 = grads(params, cfg.replace(remat_policy=policy))
+        for a, b in zip(jax.tree.leaves(g0), jax.tree.leaves(g1)):
+            np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-5)

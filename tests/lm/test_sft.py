@@ -113,3 +113,17 @@ def test_extend_vocab_mean_std_and_projection():
     table = persona.project_rows(p2["embedding"], proj, codes, ids)
     np.testing.assert_allclose(table[np.asarray(ids)], codes @ proj["kernel"] + proj["bias"], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(table[:90], emb[:90])
+
+
+def test_attach_personas_from_assign_codes(tmp_path):
+    import polars as pl
+
+    df = pl.DataFrame(make_rows(6)).with_columns(pl.lit(-1, pl.Int32).alias("persona"))
+    codes = pl.DataFrame({"store_id": ["s1", "s2"], "buyer_id": ["b0", "b1"], "code": [7, 3]})
+    codes.write_parquet(tmp_path / "codes.parquet")
+    out = sft.attach_personas(df, str(tmp_path / "codes.parquet"))
+    got = dict(zip(out["buyer_id"], out["persona"]))
+    assert out.height == df.height and got["b0"] == 7 and got["b1"] == 3 and got["b2"] == -1
+    codes.drop("code").write_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(ValueError, match="lacks columns"):
+        sft.attach_personas(df, str(tmp_path / "bad.parquet"))

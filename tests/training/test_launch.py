@@ -1,18 +1,14 @@
 """Multi-process detection and the flag sweep runner."""
 
-import importlib.util
 import os
 import subprocess
 import sys
 
 import pytest
 
-from simpersona_jax.training import distributed
+from simpersona_jax.training import distributed, sweep
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-_spec = importlib.util.spec_from_file_location("sweep", os.path.join(REPO, "launch", "sweep.py"))
-sweep = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(sweep)
 
 
 @pytest.mark.parametrize("env,expected", [

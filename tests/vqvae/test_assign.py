@@ -56,7 +56,7 @@ def test_train_then_assign_cli(data_dir, tmp_path):
   common = [f"--workdir={workdir}", f"--config.data.dir={data_dir}", *SMALL_FLAGS]
   out = _run("simpersona_jax.train", *common)
   assert "step 4/4" in out and "buyers/s" in out and "ETA" in out
-  assert "minibatch_kmeans(K=16)" in out and "VQ-VAE beats k-means on" in out
+  assert "minibatch_kmeans(K=16)" in out and "VQ-VAE vs k-means: better on" in out
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]
   assert os.listdir(os.path.join(workdir, "tensorboard"))
 
@@ -77,11 +77,11 @@ def test_train_then_assign_cli(data_dir, tmp_path):
   assert "buyers (" in summary and "σ" in summary
 
   # Another batch size gives the identical assignment (in-process this time).
-  from simpersona_jax import assign
+  from simpersona_jax.vqvae import assignment
   cfg = small_config(data_dir)
   cfg.eval.batch_size = 32
   cfg.eval.kmeans_baseline = False
   out2 = str(tmp_path / "assign_bs")
-  assign.run(cfg, workdir, out2)
+  assignment.run(cfg, workdir, out2)
   again = pl.read_parquet(os.path.join(out2, "codes.parquet"))
   assert again["code"].to_list() == codes["code"].to_list()

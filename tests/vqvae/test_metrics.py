@@ -34,5 +34,7 @@ def test_quality_true_clusters_beat_random_and_kmeans_finds_blobs():
   assert metrics.quality(km, data, k=4)["ari_true_type"] > 0.9
   table = metrics.format_table({"truth": good, "random": bad})
   assert "truth" in table and "NMI" in table and "*" in table
-  w = metrics.wins(good, bad)
-  assert w["calinski_harabasz"] and w["nmi_true_type"] and not w["dead_codes"]
+  c = metrics.compare(good, bad)
+  assert c["calinski_harabasz"] == c["nmi_true_type"] == "win" and c["dead_codes"] == "tie"
+  v = metrics.verdict(good, bad)
+  assert v.startswith("VQ-VAE vs k-means: better on") and "ties: " in v and "dead_codes" in v
