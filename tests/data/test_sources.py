@@ -103,3 +103,13 @@ def test_retailrocket_fixture(tmp_path):
     ev = _events(str(tmp_path / "out")).filter(pl.col("buyer_id") == "257597").sort("event_time")
     assert ev["session_id"].to_list() == ["257597#0"] * 3 + ["257597#1"]
     assert ev["quantity"].to_list() == [None, 1, 1, None]
+
+
+def test_compressed_jsonl(shared_datasets, tmp_path):
+    import gzip
+
+    raw = open(os.path.join(shared_datasets, "otto", "train-sample.jsonl"), "rb").read()
+    with gzip.open(tmp_path / "otto.jsonl.gz", "wb") as f:
+        f.write(raw)
+    report = ingest([str(tmp_path / "otto.jsonl.gz")], str(tmp_path / "out"), store_id="otto")
+    assert (report["read"], report["kept"], report["buyers"]) == (862, 862, 20)

@@ -98,14 +98,16 @@ def detect(path: str, source: str = "auto") -> Mapping | str:
 
 
 def _local_copy(path: str, tmp_dir: str) -> str:
-    """Streams a compressed CSV to an uncompressed temp file, so polars can scan it lazily."""
-    if _kind(path) != "csv" or not (path.endswith(".gz") or path.endswith(".zst")
-                                   or path.endswith(".zstd")):
+    """A compressed text file streamed to an uncompressed temp copy (once per run), so that
+    polars can scan it lazily; other files are returned as they are."""
+    if not path.endswith((".gz", ".zst", ".zstd")):
         return path
     os.makedirs(tmp_dir, exist_ok=True)
-    out = os.path.join(tmp_dir, os.path.basename(path) + ".csv")
-    with _open_text(path) as src, open(out, "wb") as dst:
-        shutil.copyfileobj(src, dst, 16 << 20)
+    out = os.path.join(tmp_dir, f"{abs(hash(path)):x}-" + os.path.basename(path) + ".txt")
+    if not os.path.exists(out):
+        with _open_text(path) as src, open(out + ".part", "wb") as dst:
+            shutil.copyfileobj(src, dst, 16 << 20)
+        os.replace(out + ".part", out)
     return out
 
 
@@ -151,7 +153,7 @@ def read_file(path: str, mapping: Mapping, store_id: str | None, tmp_dir: str,
             raw = raw.with_columns(pl.col("event_time").cast(pl.String))
         header = raw.collect_schema().names()
     elif kind == "jsonl":
-        raw = (pl.scan_ndjson(_local_copy(path, tmp_dir) if path.endswith((".gz", ".zst")) else path,
+        raw = (pl.scan_ndjson(_local_copy(path, tmp_dir),
                               schema={"session": pl.Int64, "events": pl.List(pl.Struct(
                                   {"aid": pl.Int64, "ts": pl.Int64, "type": pl.String}))},
                               ignore_errors=True)
@@ -159,8 +161,9 @@ def read_file(path: str, mapping: Mapping, store_id: str | None, tmp_dir: str,
                .explode("events").unnest("events"))
         header = ["session", "aid", "ts", "type", "_row"]
     else:
-        _, sep = _header(path) if mapping.has_header else (None, mapping.separator)
-        sep = mapping.separator if mapping.separator != "," or sep is None else sep
+        sep = mapping.separator
+        if mapping.has_header and sep == ",":  # the default: trust the header's own separator
+            sep = _header(path)[1]
         raw = pl.scan_csv(local := _local_copy(path, tmp_dir), separator=sep, has_header=mapping.has_header,
                           new_columns=list(mapping.column_names) if mapping.column_names else None,
                           infer_schema=False, null_values=list(mapping.null_values), n_rows=n_rows,
