@@ -34,46 +34,52 @@ _DRY = flags.DEFINE_bool("dry_run", False, "print the commands only")
 
 
 def main(argv):
-  extra = argv[1:]
-  shard_i, shard_n = (int(p) for p in _SHARD.value.split("/"))
-  combos = [c for i, c in enumerate(combinations(parse_grid(_GRID.value)))
-            if i % shard_n == shard_i]
-  pending, procs, done = [], [], []
-  for overrides in combos:
-    wd = os.path.join(_WORKDIR.value, run_name(overrides))
-    cmd = command(_MODULE.value, _CONFIG.value, wd, overrides, extra)
-    if _DRY.value:
-      print(shlex.join(cmd))
-      continue
-    if os.path.exists(os.path.join(wd, "report.txt")):
-      print(f"skip (finished): {wd}")
-      done.append(wd)
-      continue
-    pending.append((wd, cmd))
-  failed = []
-  while pending or procs:
-    while pending and len(procs) < _PARALLEL.value:
-      wd, cmd = pending.pop(0)
-      os.makedirs(wd, exist_ok=True)
-      log = open(os.path.join(wd, "sweep.log"), "a")
-      print(f"start: {shlex.join(cmd)}", flush=True)
-      procs.append((wd, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
-    wd, proc, log = procs.pop(0)
-    rc = proc.wait()
-    log.close()
-    (done if rc == 0 else failed).append(wd)
-    print(f"{'done' if rc == 0 else f'FAILED rc={rc}'}: {wd} (log: {wd}/sweep.log)", flush=True)
-  for wd in done:
-    path = os.path.join(wd, "eval.json")
-    if os.path.exists(path):
-      with open(path) as f:
-        ev = json.load(f)
-      print(os.path.basename(wd) + ": " + ", ".join(
-          f"{k}={v:.4g}" for k, v in ev.items() if not k.startswith("incoherence_")))
-  if failed:
-    sys.exit(f"{len(failed)} runs failed: {failed}")
+    extra = argv[1:]
+    shard_i, shard_n = (int(p) for p in _SHARD.value.split("/"))
+    combos = [
+        c for i, c in enumerate(combinations(parse_grid(_GRID.value))) if i % shard_n == shard_i
+    ]
+    pending, procs, done = [], [], []
+    for overrides in combos:
+        wd = os.path.join(_WORKDIR.value, run_name(overrides))
+        cmd = command(_MODULE.value, _CONFIG.value, wd, overrides, extra)
+        if _DRY.value:
+            print(shlex.join(cmd))
+            continue
+        if os.path.exists(os.path.join(wd, "report.txt")):
+            print(f"skip (finished): {wd}")
+            done.append(wd)
+            continue
+        pending.append((wd, cmd))
+    failed = []
+    while pending or procs:
+        while pending and len(procs) < _PARALLEL.value:
+            wd, cmd = pending.pop(0)
+            os.makedirs(wd, exist_ok=True)
+            log = open(os.path.join(wd, "sweep.log"), "a")
+            print(f"start: {shlex.join(cmd)}", flush=True)
+            procs.append((wd, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
+        wd, proc, log = procs.pop(0)
+        rc = proc.wait()
+        log.close()
+        (done if rc == 0 else failed).append(wd)
+        print(f"{'done' if rc == 0 else f'FAILED rc={rc}'}: {wd} (log: {wd}/sweep.log)", flush=True)
+    for wd in done:
+        path = os.path.join(wd, "eval.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                ev = json.load(f)
+            print(
+                os.path.basename(wd)
+                + ": "
+                + ", ".join(
+                    f"{k}={v:.4g}" for k, v in ev.items() if not k.startswith("incoherence_")
+                )
+            )
+    if failed:
+        sys.exit(f"{len(failed)} runs failed: {failed}")
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+    flags.mark_flags_as_required(["config", "workdir"])
+    app.run(main)

@@ -9,8 +9,9 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "experiment config file", lock_config=True
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "checkpoints, TensorBoard logs and reports")
 
 # config.task -> "module:factory"; factory(config) -> Task (simpersona_jax/training/task.py).
@@ -21,29 +22,31 @@ TASKS = {
 
 
 def make_task(config):
-  if config.task not in TASKS:
-    raise ValueError(f"config.task={config.task!r} is not registered; known: {sorted(TASKS)}")
-  module, factory = TASKS[config.task].split(":")
-  return getattr(importlib.import_module(module), factory)(config)
+    if config.task not in TASKS:
+        raise ValueError(f"config.task={config.task!r} is not registered; known: {sorted(TASKS)}")
+    module, factory = TASKS[config.task].split(":")
+    return getattr(importlib.import_module(module), factory)(config)
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}")
-  from simpersona_jax.training import distributed
-  distributed.maybe_initialize(_CONFIG.value.get("distributed", "auto"))
-  from simpersona_jax.training import NonFiniteLossError, train
-  config = _CONFIG.value
-  logging.set_verbosity(logging.WARNING)
-  try:
-    result = train(config, _WORKDIR.value, make_task(config))
-  except NonFiniteLossError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-  if result.report:
-    print(result.report)
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    from simpersona_jax.training import distributed
+
+    distributed.maybe_initialize(_CONFIG.value.get("distributed", "auto"))
+    from simpersona_jax.training import NonFiniteLossError, train
+
+    config = _CONFIG.value
+    logging.set_verbosity(logging.WARNING)
+    try:
+        result = train(config, _WORKDIR.value, make_task(config))
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    if result.report:
+        print(result.report)
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+    flags.mark_flags_as_required(["config", "workdir"])
+    app.run(main)

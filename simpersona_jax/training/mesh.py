@@ -37,99 +37,113 @@ DEFAULT_RULES: tuple[tuple[str, Any], ...] = (
 
 
 def rules_from_config(rules) -> tuple[tuple[str, Any], ...]:
-  """Normalise rules given as a list of [name, axis|[axes]|None] (config) into tuples."""
-  if rules is None:
-    return DEFAULT_RULES
-  out = []
-  for i, rule in enumerate(rules):
-    if len(rule) != 2:
-      raise ValueError(f"logical_axis_rules[{i}]={rule!r}: expected (logical_name, mesh_axes)")
-    name, axes = rule
-    if isinstance(axes, (list, tuple)):
-      axes = tuple(axes)
-      bad = [a for a in axes if a not in MESH_AXES]
-    else:
-      bad = [] if axes is None or axes in MESH_AXES else [axes]
-    if bad:
-      raise ValueError(f"logical_axis_rules[{i}] ({name!r}) names unknown mesh axes {bad}; "
-                       f"mesh axes are {MESH_AXES}")
-    out.append((str(name), axes))
-  return tuple(out)
+    """Normalise rules given as a list of [name, axis|[axes]|None] (config) into tuples."""
+    if rules is None:
+        return DEFAULT_RULES
+    out = []
+    for i, rule in enumerate(rules):
+        if len(rule) != 2:
+            raise ValueError(
+                f"logical_axis_rules[{i}]={rule!r}: expected (logical_name, mesh_axes)"
+            )
+        name, axes = rule
+        if isinstance(axes, (list, tuple)):
+            axes = tuple(axes)
+            bad = [a for a in axes if a not in MESH_AXES]
+        else:
+            bad = [] if axes is None or axes in MESH_AXES else [axes]
+        if bad:
+            raise ValueError(
+                f"logical_axis_rules[{i}] ({name!r}) names unknown mesh axes {bad}; "
+                f"mesh axes are {MESH_AXES}"
+            )
+        out.append((str(name), axes))
+    return tuple(out)
 
 
 def make_mesh(shape: dict | Any, devices: Sequence[jax.Device] | None = None) -> Mesh:
-  """Mesh over all (or the given) devices; one axis size may be -1 (fill the rest).
+    """Mesh over all (or the given) devices; one axis size may be -1 (fill the rest).
 
-  shape: {"data": .., "fsdp": .., "tensor": ..} and optionally "num_devices" (use only the
-  first n devices, e.g. 1 for a single-device reference run).
-  """
-  devices = list(jax.devices() if devices is None else devices)
-  unknown = set(shape) - set(MESH_AXES) - {"num_devices"}
-  if unknown:
-    raise ValueError(f"mesh config has unknown keys {sorted(unknown)}; expected {MESH_AXES} "
-                     "and optionally num_devices")
-  if shape.get("num_devices"):
-    devices = devices[:int(shape["num_devices"])]
-  sizes = [int(shape[a]) if a in shape else 1 for a in MESH_AXES]
-  if sizes.count(-1) > 1:
-    raise ValueError(f"mesh {dict(zip(MESH_AXES, sizes))}: at most one axis may be -1")
-  if -1 in sizes:
-    rest = math.prod(s for s in sizes if s != -1)
-    if len(devices) % rest:
-      raise ValueError(f"mesh {dict(zip(MESH_AXES, sizes))}: {len(devices)} devices are not "
-                       f"divisible by {rest}")
-    sizes[sizes.index(-1)] = len(devices) // rest
-  if math.prod(sizes) != len(devices):
-    raise ValueError(f"mesh {dict(zip(MESH_AXES, sizes))} needs {math.prod(sizes)} devices, "
-                     f"have {len(devices)}")
-  return jax.make_mesh(tuple(sizes), MESH_AXES, axis_types=(AxisType.Auto,) * 3,
-                       devices=devices)
+    shape: {"data": .., "fsdp": .., "tensor": ..} and optionally "num_devices" (use only the
+    first n devices, e.g. 1 for a single-device reference run).
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    unknown = set(shape) - set(MESH_AXES) - {"num_devices"}
+    if unknown:
+        raise ValueError(
+            f"mesh config has unknown keys {sorted(unknown)}; expected {MESH_AXES} "
+            "and optionally num_devices"
+        )
+    if shape.get("num_devices"):
+        devices = devices[: int(shape["num_devices"])]
+    sizes = [int(shape[a]) if a in shape else 1 for a in MESH_AXES]
+    if sizes.count(-1) > 1:
+        raise ValueError(f"mesh {dict(zip(MESH_AXES, sizes))}: at most one axis may be -1")
+    if -1 in sizes:
+        rest = math.prod(s for s in sizes if s != -1)
+        if len(devices) % rest:
+            raise ValueError(
+                f"mesh {dict(zip(MESH_AXES, sizes))}: {len(devices)} devices are not "
+                f"divisible by {rest}"
+            )
+        sizes[sizes.index(-1)] = len(devices) // rest
+    if math.prod(sizes) != len(devices):
+        raise ValueError(
+            f"mesh {dict(zip(MESH_AXES, sizes))} needs {math.prod(sizes)} devices, "
+            f"have {len(devices)}"
+        )
+    return jax.make_mesh(tuple(sizes), MESH_AXES, axis_types=(AxisType.Auto,) * 3, devices=devices)
 
 
 def _fit_spec(spec: P, shape: tuple[int, ...], mesh: Mesh, where: str) -> P:
-  """Drop mesh axes from dims they do not divide evenly (those dims are replicated instead)."""
-  dims = list(spec) + [None] * (len(shape) - len(spec))
-  fitted = []
-  for size, axes in zip(shape, dims):
-    if axes is None:
-      fitted.append(None)
-      continue
-    axes_t = axes if isinstance(axes, tuple) else (axes,)
-    kept = tuple(a for a in axes_t if mesh.shape[a] > 1)
-    while kept and size % math.prod(mesh.shape[a] for a in kept):
-      logging.info("%s: dim %d not divisible by mesh axes %s; dropping %s", where, size, kept,
-                   kept[-1])
-      kept = kept[:-1]
-    fitted.append(None if not kept else (kept[0] if len(kept) == 1 else kept))
-  while fitted and fitted[-1] is None:  # P(None, None) == P(): keep specs canonical
-    fitted.pop()
-  return P(*fitted)
+    """Drop mesh axes from dims they do not divide evenly (those dims are replicated instead)."""
+    dims = list(spec) + [None] * (len(shape) - len(spec))
+    fitted = []
+    for size, axes in zip(shape, dims):
+        if axes is None:
+            fitted.append(None)
+            continue
+        axes_t = axes if isinstance(axes, tuple) else (axes,)
+        kept = tuple(a for a in axes_t if mesh.shape[a] > 1)
+        while kept and size % math.prod(mesh.shape[a] for a in kept):
+            logging.info(
+                "%s: dim %d not divisible by mesh axes %s; dropping %s", where, size, kept, kept[-1]
+            )
+            kept = kept[:-1]
+        fitted.append(None if not kept else (kept[0] if len(kept) == 1 else kept))
+    while fitted and fitted[-1] is None:  # P(None, None) == P(): keep specs canonical
+        fitted.pop()
+    return P(*fitted)
 
 
 def shardings_for(abstract_boxed: Any, mesh: Mesh, rules) -> Any:
-  """NamedShardings for an (abstract) pytree whose leaves may be nn.LogicallyPartitioned.
+    """NamedShardings for an (abstract) pytree whose leaves may be nn.LogicallyPartitioned.
 
-  The result has the structure of the UNBOXED tree. Unannotated leaves are replicated.
-  """
-  logical = nn.get_partition_spec(abstract_boxed)
-  unboxed = nn.meta.unbox(abstract_boxed)
-  mesh_specs = nn.logical_to_mesh(logical, rules)
-  paths_specs, treedef = jax.tree_util.tree_flatten_with_path(
-      mesh_specs, is_leaf=lambda x: isinstance(x, P))
-  leaves = treedef.flatten_up_to(unboxed)
-  out = []
-  for (path, spec), leaf in zip(paths_specs, leaves):
-    spec = spec if isinstance(spec, P) else P()
-    out.append(NamedSharding(mesh, _fit_spec(spec, tuple(np.shape(leaf)), mesh,
-                                             jax.tree_util.keystr(path))))
-  return jax.tree_util.tree_unflatten(treedef, out)
+    The result has the structure of the UNBOXED tree. Unannotated leaves are replicated.
+    """
+    logical = nn.get_partition_spec(abstract_boxed)
+    unboxed = nn.meta.unbox(abstract_boxed)
+    mesh_specs = nn.logical_to_mesh(logical, rules)
+    paths_specs, treedef = jax.tree_util.tree_flatten_with_path(
+        mesh_specs, is_leaf=lambda x: isinstance(x, P)
+    )
+    leaves = treedef.flatten_up_to(unboxed)
+    out = []
+    for (path, spec), leaf in zip(paths_specs, leaves):
+        spec = spec if isinstance(spec, P) else P()
+        out.append(
+            NamedSharding(
+                mesh, _fit_spec(spec, tuple(np.shape(leaf)), mesh, jax.tree_util.keystr(path))
+            )
+        )
+    return jax.tree_util.tree_unflatten(treedef, out)
 
 
 def batch_sharding(mesh: Mesh, rules) -> NamedSharding:
-  """Sharding of a batch's leading dimension, from the 'batch' rule."""
-  spec = nn.logical_to_mesh_axes(("batch",), rules)
-  return NamedSharding(mesh, spec)
+    """Sharding of a batch's leading dimension, from the 'batch' rule."""
+    spec = nn.logical_to_mesh_axes(("batch",), rules)
+    return NamedSharding(mesh, spec)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
-  return NamedSharding(mesh, P())
+    return NamedSharding(mesh, P())

@@ -16,46 +16,59 @@ from simpersona_jax.training.task import TrainState
 
 
 def _split(variables: dict) -> tuple[Any, dict]:
-  if "params" not in variables:
-    raise ValueError(f"Task.init must return a dict with a 'params' collection, got "
-                     f"{sorted(variables)}")
-  extra = {k: v for k, v in variables.items() if k != "params"}
-  return variables["params"], extra
+    if "params" not in variables:
+        raise ValueError(
+            f"Task.init must return a dict with a 'params' collection, got {sorted(variables)}"
+        )
+    extra = {k: v for k, v in variables.items() if k != "params"}
+    return variables["params"], extra
 
 
 def state_shardings(boxed: dict, tx: optax.GradientTransformation, mesh: Mesh, rules):
-  """(abstract unboxed TrainState with shardings, TrainState of NamedShardings), from the
-  abstract (jax.eval_shape) output of Task.init, whose leaves may be LogicallyPartitioned."""
-  params_b, extra_b = _split(boxed)
-  params_sh = mesh_lib.shardings_for(params_b, mesh, rules)
-  extra_sh = mesh_lib.shardings_for(extra_b, mesh, rules)
-  params_abs = nn.meta.unbox(params_b)
-  opt_abs = jax.eval_shape(tx.init, params_abs)
-  rep = mesh_lib.replicated(mesh)
-  # Optimiser leaves shaped like a parameter take that parameter's sharding; the rest replicate.
-  # Frozen leaves of optax.multi_transform hold an empty MaskedNode: keep it as it is.
-  masked = lambda x: isinstance(x, optax.MaskedNode)
-  opt_sh = optax.tree_map_params(
-      tx, lambda x, s: x if masked(x) else s, opt_abs, params_sh,
-      transform_non_params=lambda _: rep, is_leaf=lambda x: isinstance(x, NamedSharding) or masked(x))
-  abstract = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params_abs,
-                        extra=nn.meta.unbox(extra_b), opt_state=opt_abs)
-  shardings = TrainState(step=rep, params=params_sh, extra=extra_sh, opt_state=opt_sh)
-  abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                          abstract, shardings)
-  return abstract, shardings
+    """(abstract unboxed TrainState with shardings, TrainState of NamedShardings), from the
+    abstract (jax.eval_shape) output of Task.init, whose leaves may be LogicallyPartitioned."""
+    params_b, extra_b = _split(boxed)
+    params_sh = mesh_lib.shardings_for(params_b, mesh, rules)
+    extra_sh = mesh_lib.shardings_for(extra_b, mesh, rules)
+    params_abs = nn.meta.unbox(params_b)
+    opt_abs = jax.eval_shape(tx.init, params_abs)
+    rep = mesh_lib.replicated(mesh)
+    # Optimiser leaves shaped like a parameter take that parameter's sharding; the rest replicate.
+    # Frozen leaves of optax.multi_transform hold an empty MaskedNode: keep it as it is.
+    masked = lambda x: isinstance(x, optax.MaskedNode)
+    opt_sh = optax.tree_map_params(
+        tx,
+        lambda x, s: x if masked(x) else s,
+        opt_abs,
+        params_sh,
+        transform_non_params=lambda _: rep,
+        is_leaf=lambda x: isinstance(x, NamedSharding) or masked(x),
+    )
+    abstract = TrainState(
+        step=jax.ShapeDtypeStruct((), jnp.int32),
+        params=params_abs,
+        extra=nn.meta.unbox(extra_b),
+        opt_state=opt_abs,
+    )
+    shardings = TrainState(step=rep, params=params_sh, extra=extra_sh, opt_state=opt_sh)
+    abstract = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
+    )
+    return abstract, shardings
 
 
-def create_state(task, tx: optax.GradientTransformation, shardings: TrainState, rng, sample
-                 ) -> TrainState:
-  """Run Task.init + tx.init under jit with out_shardings = the planned shardings."""
+def create_state(
+    task, tx: optax.GradientTransformation, shardings: TrainState, rng, sample
+) -> TrainState:
+    """Run Task.init + tx.init under jit with out_shardings = the planned shardings."""
 
-  def init(rng, sample):
-    params, extra = _split(nn.meta.unbox(task.init(rng, sample)))
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, extra=extra,
-                      opt_state=tx.init(params))
+    def init(rng, sample):
+        params, extra = _split(nn.meta.unbox(task.init(rng, sample)))
+        return TrainState(
+            step=jnp.zeros((), jnp.int32), params=params, extra=extra, opt_state=tx.init(params)
+        )
 
-  rep = mesh_lib.replicated(jax.tree.leaves(shardings)[0].mesh)
-  # Every process holds the same sample; a replicated global array is built from local copies.
-  sample = jax.tree.map(lambda x: jax.make_array_from_process_local_data(rep, x), dict(sample))
-  return jax.jit(init, out_shardings=shardings)(rng, sample)
+    rep = mesh_lib.replicated(jax.tree.leaves(shardings)[0].mesh)
+    # Every process holds the same sample; a replicated global array is built from local copies.
+    sample = jax.tree.map(lambda x: jax.make_array_from_process_local_data(rep, x), dict(sample))
+    return jax.jit(init, out_shardings=shardings)(rng, sample)
