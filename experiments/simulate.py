@@ -8,7 +8,7 @@
 
 Prints: simulated N sessions, stratified ARA (per stratum A-D), conversion-rate alignment and
 stratum JSD, crash / unparseable-action rates, actions per session, outcomes; writes
-`<out_dir>/report.json`. Controls: --config.control=matched|mismatched|none.
+`<out_dir>/report.json`. Controls: --config.control=matched|mismatched|none|text (text: the persona described in words).
 """
 
 import ml_collections

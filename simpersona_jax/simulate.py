@@ -36,7 +36,7 @@ flags.mark_flags_as_required(["config"])
 
 
 def real_buyers(data_dir: str, codes_path: str) -> pl.DataFrame:
-    """One row per real buyer: store_id, buyer_id, split, stratum, true_type, code (-1: none)."""
+    """One row per real buyer: store_id, buyer_id, split, stratum, labels, true_type, code."""
     meta = buyer_store.read_meta(os.path.join(data_dir, "buyers"))
     if not codes_path:
         return meta.with_columns(code=pl.lit(-1, pl.Int32))
@@ -61,7 +61,8 @@ def episode_specs(sim: pl.DataFrame, server: StorefrontServer, policy: str, cata
         return specs
     return [EpisodeSpec(server.store_url(r["store_id"]), r["store_id"], r["sim_buyer_id"],
                         f"{r['sim_buyer_id']}-s0", goal=neutral_goal(r["store_id"]),
-                        persona=r["persona"]) for r in sim.iter_rows(named=True)]
+                        persona=r["persona"], meta={"persona_text": r.get("persona_text")})
+            for r in sim.iter_rows(named=True)]
 
 
 def make_policy(cfg):

@@ -20,6 +20,11 @@ def turn_seed(seed: int, turn: Turn) -> int:
     return int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "little")
 
 
+def _persona_text(turn: Turn) -> str | None:
+    meta = turn.spec.meta
+    return meta.get("persona_text") if isinstance(meta, dict) else None
+
+
 def lm_policy(model, seed: int = 0):
     """Driver policy backed by `simpersona_jax.lm.policy.LMPolicy` (or anything with `.act`)."""
     from simpersona_jax.lm.policy import Request
@@ -27,7 +32,8 @@ def lm_policy(model, seed: int = 0):
     async def policy(turns: list[Turn]) -> list[str]:
         requests = [Request(goal=t.spec.goal, history=list(t.history),
                             observation=t.observation.text, persona=t.spec.persona,
-                            seed=turn_seed(seed, t)) for t in turns]
+                            seed=turn_seed(seed, t), persona_text=_persona_text(t))
+                    for t in turns]
         return await asyncio.to_thread(model.act, requests)
 
     return policy

@@ -4,7 +4,7 @@ Drawing a real buyer of the store uniformly and giving the agent that buyer's co
 sampling k ~ p_store(k) (then a member of k), and it also fixes the stratum the simulated buyer is
 scored against: the source buyer's. Controls (DESIGN.md): `matched` (the buyer's own code),
 `mismatched` (the code of a buyer of the same store in another funnel stratum), `none` (no
-persona token).
+persona token), `text` (no token; the code's behaviour described in words in the prompt).
 """
 
 from __future__ import annotations
@@ -12,7 +12,28 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-CONTROLS = ("matched", "mismatched", "none")
+from simpersona_jax.data import schema
+
+CONTROLS = ("matched", "mismatched", "none", "text")
+_LABEL_WORDS = {"purchase_hi": ("buys often", "rarely buys"),
+                "explore_hi": ("explores many products", "looks at few products"),
+                "engage_hi": ("is very active", "is not very active")}
+
+
+def code_descriptions(real: pl.DataFrame) -> dict[int, str]:
+    """A sentence per code from its members' funnel strata and behaviour labels.
+
+    real: store_id, buyer_id, code, stratum (0..4), purchase_hi, explore_hi, engage_hi.
+    """
+    out = {}
+    for (code,), members in real.group_by("code"):
+        shares = members["stratum"].value_counts(normalize=True).sort("proportion", descending=True)
+        mix = ", ".join(f"{100 * p:.0f}% {schema.STRATUM_DESCRIPTIONS[schema.STRATA[k]]}"
+                        for k, p in shares.head(2).rows())
+        traits = [hi if members[label].mean() >= 0.5 else lo
+                  for label, (hi, lo) in _LABEL_WORDS.items() if label in members.columns]
+        out[int(code)] = f"A shopper who {', '.join(traits)}; buyers like this are {mix}."
+    return out
 
 
 def sample_buyers(real: pl.DataFrame, stores: list[str], n_per_store: int, seed: int) -> pl.DataFrame:
@@ -42,6 +63,10 @@ def apply_control(sim: pl.DataFrame, real: pl.DataFrame, control: str, seed: int
         return sim.with_columns(persona=pl.col("code"))
     if control == "none":
         return sim.with_columns(persona=pl.lit(-1, pl.Int32))
+    if control == "text":
+        text = code_descriptions(real)
+        return sim.with_columns(persona=pl.lit(-1, pl.Int32), persona_text=pl.col("code").replace_strict(
+            list(text), list(text.values()), return_dtype=pl.String))
     rng = np.random.default_rng([seed, 7])
     personas = []
     for row in sim.iter_rows(named=True):

@@ -40,3 +40,15 @@ def test_controls():
     assert (b["persona"] == b["code"]).all()
     with pytest.raises(ValueError, match="control must be"):
         apply_control(sim, REAL, "shuffled", 0)
+
+
+def test_text_control_describes_the_code_in_words():
+    real = REAL.with_columns(purchase_hi=pl.Series([1, 1, 0, 0, 1, 1], dtype=pl.Int32),
+                             explore_hi=pl.Series([0, 0, 1, 1, 0, 0], dtype=pl.Int32),
+                             engage_hi=pl.Series([1, 1, 1, 0, 0, 0], dtype=pl.Int32))
+    sim = apply_control(sample_buyers(real, ["a"], 20, seed=0), real, "text", 0)
+    assert (sim["persona"] == -1).all()
+    text = dict(zip(sim["code"].to_list(), sim["persona_text"].to_list()))
+    assert text[5] == ("A shopper who buys often, looks at few products, is very active; "
+                       "buyers like this are 100% purchaser (checkout_completed).")
+    assert "window shopper" in text[9] and "rarely buys" in text[9]
