@@ -15,6 +15,7 @@ read = kept + sum(quarantined), per run; `ingest()` raises if it would not.
 from __future__ import annotations
 
 import collections
+import functools
 import glob
 import hashlib
 import json
@@ -60,8 +61,6 @@ def stage(events: pl.LazyFrame, staging: str, buckets: int) -> None:
     Good rows go to `_q=false/_store=<s>/bucket=<b>/`, rejected rows (with their reason and raw
     values) to `_q=true/...`; both keep `_file` and `_row` so that every row can be located.
     """
-    if os.path.exists(os.path.join(staging, "_SUCCESS")):
-        return
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     reason = validate.reason_expr()
@@ -195,12 +194,11 @@ def ingest(paths, out_dir: str, *, source: str = "auto", store_id: str | None = 
         mapping = Mapping.from_config(mapping)
     os.makedirs(os.path.join(out_dir, "quarantine"), exist_ok=True)
     staging = os.path.join(out_dir, "_staging")
-    events = load_events(paths, source=source, store_id=store_id, mapping=mapping,
-                         tmp_dir=os.path.join(out_dir, "_tmp"))
-    if not os.path.exists(os.path.join(staging, "_SUCCESS")):
-        _check_first_rows(load_events(paths, source=source, store_id=store_id, mapping=mapping,
-                                      tmp_dir=os.path.join(out_dir, "_tmp"), n_rows=1000))
-    stage(events, staging, buckets)
+    if not os.path.exists(os.path.join(staging, "_SUCCESS")):  # else resume after phase 1
+        read = functools.partial(load_events, paths, source=source, store_id=store_id,
+                                 mapping=mapping, tmp_dir=os.path.join(out_dir, "_tmp"))
+        _check_first_rows(read(n_rows=1000))
+        stage(read(), staging, buckets)
     read = rows_read(staging)
     invalid = [os.path.join(p, f) for p in _staged_partitions(staging, True)
                for f in os.listdir(p)]

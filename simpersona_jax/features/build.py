@@ -34,9 +34,8 @@ def list_partitions(events_dir: str) -> list[str]:
     return parts
 
 
-def _scan(partition_or_dir: str) -> pl.LazyFrame:
-    return pl.scan_parquet(os.path.join(partition_or_dir, "**", "*.parquet") if not
-                           partition_or_dir.endswith(".parquet") else partition_or_dir,
+def _scan(events_dir_or_partition: str) -> pl.LazyFrame:
+    return pl.scan_parquet(os.path.join(events_dir_or_partition, "**", "*.parquet"),
                            hive_partitioning=True).drop("bucket", strict=False)
 
 

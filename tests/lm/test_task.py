@@ -31,12 +31,7 @@ def _config(traces, **over):
     c.lm.tokenizer_vocab_size = 400
     c.lm.model.update(dict(hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2, num_kv_heads=1,
                            head_dim=16))
-    for k, v in over.items():
-        node = c
-        *path, last = k.split(".")
-        for p in path:
-            node = node[p]
-        node[last] = v
+    c.update_from_flattened_dict(over)
     return c
 
 

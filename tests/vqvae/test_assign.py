@@ -33,12 +33,7 @@ SMALL_FLAGS = [f"--config.{k}={v}".replace(" ", "") for k, v in SMALL.items()]
 def small_config(data_dir):
     cfg = experiment_config()
     cfg.data.dir = data_dir
-    for key, value in SMALL.items():
-        *parents, leaf = key.split(".")
-        node = cfg
-        for name in parents:
-            node = node[name]
-        node[leaf] = value
+    cfg.update_from_flattened_dict(SMALL)
     return cfg
 
 

@@ -128,7 +128,7 @@ def truncated_last_row(path: str, sep: str, n_fields: int) -> int | None:
     return newlines  # the header is line 1, so the last data row is number `newlines`
 
 
-def _check_parquet_types(path: str, mapping: Mapping) -> None:
+def _check_parquet_types(path: str) -> None:
     allowed = {"event_time": (pl.Datetime, pl.Date, pl.String), "price": (pl.Float64, pl.Float32,
                pl.Int64, pl.Int32, pl.Decimal), "quantity": (pl.Int64, pl.Int32, pl.Int16, pl.Int8,
                pl.UInt32, pl.UInt16, pl.UInt8)}
@@ -148,7 +148,7 @@ def read_file(path: str, mapping: Mapping, store_id: str | None, tmp_dir: str,
     kind = _kind(path)
     if kind == "parquet":
         raw = pl.scan_parquet(path)
-        _check_parquet_types(path, mapping)
+        _check_parquet_types(path)
         if mapping.name == "canonical":
             raw = raw.with_columns(pl.col("event_time").cast(pl.String))
         header = raw.collect_schema().names()
