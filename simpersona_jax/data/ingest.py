@@ -71,7 +71,9 @@ def stage(events: pl.LazyFrame, staging: str, buckets: int) -> None:
         .then(pl.col("buyer_id").hash(seed=17) % buckets).otherwise(0).cast(pl.Int32))
     rows.select(*QUARANTINE_COLUMNS, "_q", "_store", "bucket").sink_parquet(
         pl.PartitionBy(staging, key=["_q", "_store", "bucket"], include_key=False), mkdir=True,
-        compression="lz4")  # temporary data: cheap to write beats small
+        # Temporary data: cheap to write beats small. Every open partition buffers a row group,
+        # so small row groups keep memory low when there are many partitions.
+        compression="lz4", row_group_size=16_384)
     open(os.path.join(staging, "_SUCCESS"), "w").close()
 
 

@@ -94,7 +94,7 @@ def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | Non
     matrix = store.create_matrix(os.path.join(buyers_dir, "vectors.zarr"), 0, DIM)
     offset = 0
     for k, part in enumerate(list_partitions(events_dir)):
-        table = scalars.buyer_table(_scan(part), medians.lazy()).collect()
+        table = scalars.buyer_table(_scan(part), medians)
         n = table.height
         matrix = matrix.resize(exclusive_max=[offset + n, DIM]).result()
         matrix[offset:offset + n].write(vectors_from_table(table)).result()

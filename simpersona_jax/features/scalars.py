@@ -37,38 +37,40 @@ def _count(event_type: str) -> pl.Expr:
     return (_ET == event_type).sum().cast(pl.Float64)
 
 
-def _slot(name: str, event_type: str) -> list[pl.Expr]:
-    """Content of the buyer's last product with `event_type` (events sorted by time)."""
-    mask = (_ET == event_type) & pl.col("product_id").is_not_null()
-    return [pl.col(c).filter(mask).last().alias(f"{name}.{c}") for c in ("product_id",) + CONTENT]
+def buyer_table(events: pl.LazyFrame | pl.DataFrame,
+                store_median_price: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
+    """Per-buyer raw features, one row per (store_id, buyer_id), sorted by those.
 
-
-def buyer_table(events: pl.LazyFrame, store_median_price: pl.LazyFrame) -> pl.LazyFrame:
-    """Per-buyer raw features. `store_median_price`: (store_id, median_price)."""
+    `store_median_price`: (store_id, median_price). The events are sorted once by buyer and time;
+    every group-by after that is keyed by a dense integer buyer index `_b`, and a slot's content
+    is gathered by the row index `_i` of its event, so the wide string columns are read once.
+    """
+    keys = ("store_id", "buyer_id")
     # Stable: events of one instant keep their input order (an order's lines, say).
-    ev = events.sort("store_id", "buyer_id", "event_time", maintain_order=True)
+    new_buyer = pl.any_horizontal(pl.col(k) != pl.col(k).shift() for k in keys).fill_null(True)
+    ev = (events.lazy().sort(*keys, "event_time", maintain_order=True)
+          .with_columns(_b=new_buyer.cum_sum() - 1).with_row_index("_i").collect())
+    lz = ev.lazy()
     per_session = (
-        ev.group_by("store_id", "buyer_id", "session_id")
+        lz.group_by("_b", "session_id")
         .agg(duration_s=(pl.col("event_time").max() - pl.col("event_time").min())
              .dt.total_microseconds() / 1e6,
              ordered=(_ET == "checkout_completed").any())
-        .group_by("store_id", "buyer_id")
-        .agg(sum_duration_s=pl.col("duration_s").sum(), mean_duration_s=pl.col("duration_s").mean(),
-             orders=pl.col("ordered").sum().cast(pl.Float64))
+        .group_by("_b")
+        .agg(n_sessions=pl.len().cast(pl.Float64), sum_duration_s=pl.col("duration_s").sum(),
+             mean_duration_s=pl.col("duration_s").mean(), orders=pl.col("ordered").sum().cast(pl.Float64))
     )
     views = _ET == "product_viewed"
-    most_viewed = (
-        ev.filter(views & pl.col("product_id").is_not_null())
-        .group_by("store_id", "buyer_id", "product_id")
-        .agg(n=pl.len(), last_time=pl.col("event_time").max(),
-             **{c: pl.col(c).last() for c in CONTENT})
+    has_product = pl.col("product_id").is_not_null()
+    most_viewed = (  # most views, then latest viewed, then largest id; content of its last view
+        lz.filter(views & has_product)
+        .group_by("_b", "product_id")
+        .agg(n=pl.len(), last_time=pl.col("event_time").max(), _i=pl.col("_i").last())
         .sort("n", "last_time", "product_id", descending=True)
-        .group_by("store_id", "buyer_id")
-        .agg(pl.col("product_id").first().alias("most_viewed.product_id"),
-             *[pl.col(c).first().alias(f"most_viewed.{c}") for c in CONTENT])
+        .group_by("_b").agg(**{f"{SLOTS[0]}_i": pl.col("_i").first()})
     )
-    agg = ev.group_by("store_id", "buyer_id").agg(
-        n_sessions=pl.col("session_id").n_unique().cast(pl.Float64),
+    agg = lz.group_by("_b").agg(
+        pl.col(keys).first(),
         n_events=pl.len().cast(pl.Float64),
         first=pl.col("event_time").min(), last=pl.col("event_time").max(),
         n_views=_count("product_viewed"),
@@ -79,19 +81,21 @@ def buyer_table(events: pl.LazyFrame, store_median_price: pl.LazyFrame) -> pl.La
         n_add=_count("product_added_to_cart"), n_remove=_count("product_removed_from_cart"),
         n_checkout=_count("checkout_started"), n_purchase_rows=_count("checkout_completed"),
         mean_log_view_price=pl.col("price").filter(views & (pl.col("price") > 0)).log().mean(),
-        *_slot("last_carted", "product_added_to_cart"),
-        *_slot("last_purchased", "checkout_completed"),
+        **{f"{slot}_i": pl.col("_i").filter((_ET == event_type) & has_product).last()
+           for slot, event_type in zip(SLOTS[1:], ("product_added_to_cart", "checkout_completed"))},
     )
     stratum = (pl.when(pl.col("n_purchase_rows") > 0).then(0)
                .when(pl.col("n_checkout") > 0).then(1)
                .when(pl.col("n_add") > 0).then(2)
                .when(pl.col("n_views") > 0).then(3).otherwise(4)).cast(pl.Int32)
     gaps = pl.col("n_events") - pl.col("n_sessions")
-    return (
-        agg.join(per_session, on=["store_id", "buyer_id"], how="left")
-        .join(most_viewed, on=["store_id", "buyer_id"], how="left")
-        .join(store_median_price, on="store_id", how="left")
-        .with_columns(
+    table = (
+        agg.join(per_session, on="_b", how="left")
+        .join(most_viewed, on="_b", how="left")
+        .join(store_median_price.lazy(), on="store_id", how="left")
+        .sort("_b")  # = sorted by (store_id, buyer_id)
+        .select(
+            *keys, stratum=stratum, n_events=pl.col("n_events"),
             log_sessions=pl.col("n_sessions").log1p(),
             log_events=pl.col("n_events").log1p(),
             log_events_per_session=(pl.col("n_events") / pl.col("n_sessions")).log1p(),
@@ -111,12 +115,18 @@ def buyer_table(events: pl.LazyFrame, store_median_price: pl.LazyFrame) -> pl.La
             purchases_per_session=pl.col("orders") / pl.col("n_sessions"),
             price_position=(pl.col("mean_log_view_price") - pl.col("median_price").log())
             .fill_null(0.0).fill_nan(0.0),
-            stratum=stratum,
+            *[f"{slot}_i" for slot in SLOTS],
         )
-        .select("store_id", "buyer_id", "stratum", "n_events", *SCALAR_NAMES,
-                *[f"{s}.{c}" for s in SLOTS for c in ("product_id",) + CONTENT])
-        .sort("store_id", "buyer_id")
+        .collect()
     )
+    content = ev.select("product_id", *CONTENT)
+    slots = []
+    for slot in SLOTS:
+        idx = table[f"{slot}_i"]
+        rows = content[idx.fill_null(0)]  # gathered by row index; a missing slot is all-null
+        slots += rows.select(pl.when(pl.lit(idx.is_not_null())).then(pl.all())
+                             .name.prefix(f"{slot}.")).get_columns()
+    return table.drop(*[f"{slot}_i" for slot in SLOTS]).hstack(slots)
 
 
 def store_median_prices(events: pl.LazyFrame) -> pl.LazyFrame:

@@ -115,6 +115,16 @@ def parse_time(raw: pl.Expr, time_format: str) -> pl.Expr:
     return parsed.dt.replace_time_zone("UTC")
 
 
+def map_values(raw: pl.Expr, values: TMapping[str, str], dtype: pl.DataType) -> pl.Expr:
+    """`raw` mapped through `values` (others become null), as a when/then chain.
+
+    Not `replace_strict`: under polars' streaming engine that holds the whole column in memory
+    (peak memory grew 3.2x for 4x input), while a when/then chain streams in bounded memory.
+    """
+    return pl.coalesce([pl.when(raw == k).then(pl.lit(v, dtype)) for k, v in values.items()]
+                       + [pl.lit(None, dtype)])
+
+
 def to_canonical(frame: pl.LazyFrame, mapping: Mapping, store_id: str | None) -> pl.LazyFrame:
     """Maps a raw frame (with `_file`, `_row`) onto canonical columns + raw bookkeeping."""
     cols = dict(mapping.columns)
@@ -122,8 +132,7 @@ def to_canonical(frame: pl.LazyFrame, mapping: Mapping, store_id: str | None) ->
     cols.pop("event_type", None)  # comes from event_column / constant_event
     if mapping.event_column:
         raw_event = pl.col(mapping.event_column).cast(pl.String)
-        event = raw_event.replace_strict(dict(mapping.events), default=None,
-                                         return_dtype=schema.EVENT_TYPE_DTYPE)
+        event = map_values(raw_event, mapping.events, schema.EVENT_TYPE_DTYPE)
     else:
         raw_event = pl.lit(mapping.constant_event)
         event = pl.lit(mapping.constant_event, schema.EVENT_TYPE_DTYPE)
