@@ -25,7 +25,7 @@ import shutil
 import numpy as np
 import polars as pl
 
-from simpersona_jax.data import schema, sessionize, validate
+from simpersona_jax.data import parallel, schema, sessionize, validate
 from simpersona_jax.data.sources import Mapping, SchemaError, expand_paths, load_events
 
 QUARANTINE_SCHEMA = {**schema.SCHEMA, "_raw_time": pl.String(), "_raw_event": pl.String(),
@@ -101,13 +101,13 @@ def duplicate_mask(frame: pl.DataFrame) -> pl.Series:
     return pl.Series(np.isin(np.arange(frame.height), confirmed.to_numpy()))
 
 
-def finish_partition(part_dir: str, out_dir: str, salt: str | None, gap_minutes: float) -> None:
-    """Phase 2 for one staged partition of good rows (whole buyers of one store)."""
+def finish_partition(part_dir: str, out_dir: str, salt: str | None, gap_minutes: float) -> str:
+    """Phase 2 for one staged partition of good rows (whole buyers of one store); its path."""
     bucket = os.path.basename(part_dir)
     store_dir = os.path.basename(os.path.dirname(part_dir)).replace("_store=", "store_id=", 1)
     target = os.path.join(out_dir, "events", store_dir, bucket, "part-0.parquet")
     if os.path.exists(target):
-        return
+        return target
     frame = pl.read_parquet(os.path.join(part_dir, "*.parquet"))
     dup = duplicate_mask(frame)
     dupes = frame.filter(dup)
@@ -123,6 +123,7 @@ def finish_partition(part_dir: str, out_dir: str, salt: str | None, gap_minutes:
     os.makedirs(os.path.dirname(target), exist_ok=True)
     frame.write_parquet(target + ".tmp", compression="lz4")
     os.replace(target + ".tmp", target)
+    return target
 
 
 def rows_read(staging: str) -> dict[str, int]:
@@ -144,14 +145,13 @@ def partition_summary(path: str) -> dict:
     return one
 
 
-def summarize(out_dir: str, read: dict[str, int]) -> dict:
-    """The run report, accumulated partition by partition (memory bounded by one partition)."""
+def summarize(out_dir: str, read: dict[str, int], partitions: list[dict]) -> dict:
+    """The run report from the rows read and every finished partition's `partition_summary`."""
     quarantine = pl.scan_parquet(os.path.join(out_dir, "quarantine", "*.parquet"))
     reasons = dict(quarantine.group_by("reason").agg(pl.len()).collect().rows())
     total = {"kept": 0, "buyers": 0, "sessions": 0}
     stores, by_type, strata = set(), collections.Counter(), collections.Counter()
-    for path in sorted(glob.glob(os.path.join(out_dir, "events", "*", "*", "*.parquet"))):
-        one = partition_summary(path)
+    for one in partitions:
         for k in total:
             total[k] += one[k]
         stores |= one["stores"]
@@ -184,11 +184,12 @@ def auto_buckets(paths, rows_per_partition: int = 2_000_000) -> int:
 def ingest(paths, out_dir: str, *, source: str = "auto", store_id: str | None = None,
            mapping: Mapping | dict | None = None, buckets: int | str = "auto",
            session_gap_minutes: float = 30.0, pseudonymize_salt: str | None = None,
-           rows_per_partition: int = 2_000_000, progress=None) -> dict:
+           rows_per_partition: int = 2_000_000, workers: int | None = None, progress=None) -> dict:
     """Runs both phases and writes `ingest_report.json`; returns the report.
 
     `buckets`: buyer-hash partitions per store, or "auto": about `rows_per_partition` rows a
-    partition (phase 2 and the buyer step hold one partition in memory at a time).
+    partition (phase 2 and the buyer step hold one partition per worker in memory at a time).
+    `workers`: partitions finished at once (threads; default: the cores, at most 4).
     """
     if buckets == "auto":
         buckets = auto_buckets(paths, rows_per_partition)
@@ -207,10 +208,14 @@ def ingest(paths, out_dir: str, *, source: str = "auto", store_id: str | None = 
     pl.scan_parquet(invalid).sink_parquet(os.path.join(out_dir, "quarantine", "invalid.parquet")) \
         if invalid else pl.DataFrame(schema=QUARANTINE_SCHEMA).write_parquet(
             os.path.join(out_dir, "quarantine", "invalid.parquet"))
-    for part in _staged_partitions(staging, False):
-        finish_partition(part, out_dir, pseudonymize_salt, session_gap_minutes)
+    finish = functools.partial(finish_partition, out_dir=out_dir, salt=pseudonymize_salt,
+                               gap_minutes=session_gap_minutes)
+    summaries = []
+    for one in parallel.ordered_map(lambda part: partition_summary(finish(part)),
+                                    _staged_partitions(staging, False), workers):
+        summaries.append(one)
         progress and progress(1)
-    report = summarize(out_dir, read)
+    report = summarize(out_dir, read, summaries)
     with open(os.path.join(out_dir, "ingest_report.json"), "w") as f:
         json.dump(report, f, indent=1)
     shutil.rmtree(os.path.join(out_dir, "_tmp"), ignore_errors=True)

@@ -17,6 +17,7 @@ import shutil
 import numpy as np
 import polars as pl
 
+from simpersona_jax.data import parallel
 from simpersona_jax.features import embed, scalars, store
 
 DIM = len(scalars.SCALAR_NAMES) + len(scalars.SLOTS) * embed.DIM + len(scalars.SLOTS)  # 403
@@ -78,13 +79,14 @@ def _fit_standardisation(meta: pl.LazyFrame, train_stores: list[str], reference:
 
 def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | None = None,
                  truth: pl.DataFrame | pl.LazyFrame | None = None, progress=None,
-                 reference_stats: dict | None = None) -> dict:
+                 reference_stats: dict | None = None, workers: int | None = None) -> dict:
     """Writes vectors.zarr, meta.parquet and stats.json under `buyers_dir`; returns stats.
 
-    Memory is bounded by one partition: per-partition metadata goes to disk and every statistic
+    Memory is bounded by a few partitions: per-partition metadata goes to disk and every statistic
     is a streaming aggregate. `reference_stats` (another build's stats.json) standardises and
     labels these buyers with that build's training-store statistics, e.g. new stores or simulated
     traffic scored by a model trained elsewhere; all stores here are then "heldout".
+    `workers`: partitions computed at once (threads; default: the cores, at most 4).
     """
     os.makedirs(buyers_dir, exist_ok=True)
     parts_dir = os.path.join(buyers_dir, "_meta_parts")
@@ -93,11 +95,14 @@ def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | Non
     medians = scalars.store_median_prices(_scan(events_dir)).collect()
     matrix = store.create_matrix(os.path.join(buyers_dir, "vectors.zarr"), 0, DIM)
     offset = 0
-    for k, part in enumerate(list_partitions(events_dir)):
+    def one(part):
         table = scalars.buyer_table(_scan(part), medians)
+        return table, vectors_from_table(table)
+
+    for k, (table, x) in enumerate(parallel.ordered_map(one, list_partitions(events_dir), workers)):
         n = table.height
         matrix = matrix.resize(exclusive_max=[offset + n, DIM]).result()
-        matrix[offset:offset + n].write(vectors_from_table(table)).result()
+        matrix[offset:offset + n].write(x).result()
         table.select("buyer_id", "store_id", "stratum", "n_events", *scalars.SCALAR_NAMES) \
             .with_columns(row=pl.int_range(offset, offset + n, dtype=pl.Int64)) \
             .write_parquet(os.path.join(parts_dir, f"{k:06d}.parquet"))
