@@ -64,8 +64,11 @@ def stage(events: pl.LazyFrame, staging: str, buckets: int) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     reason = validate.reason_expr()
+    rejected = pl.col("reason").is_not_null()
     rows = events.with_columns(reason=reason).with_columns(
-        _q=pl.col("reason").is_not_null(),
+        # Raw values explain a rejection; a good row's are its canonical values, not kept twice.
+        *[pl.when(rejected).then(pl.col(c)) for c in ("_raw_time", "_raw_event", "_raw_price")],
+        _q=rejected,
         _store=pl.when(pl.col("reason").is_null()).then(pl.col("store_id")).otherwise(pl.lit("_")),
         bucket=pl.when(pl.col("reason").is_null())
         .then(pl.col("buyer_id").hash(seed=17) % buckets).otherwise(0).cast(pl.Int32))
