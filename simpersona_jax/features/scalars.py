@@ -120,13 +120,9 @@ def buyer_table(events: pl.LazyFrame | pl.DataFrame,
         .collect()
     )
     content = ev.select("product_id", *CONTENT)
-    slots = []
-    for slot in SLOTS:
-        idx = table[f"{slot}_i"]
-        rows = content[idx.fill_null(0)]  # gathered by row index; a missing slot is all-null
-        slots += rows.select(pl.when(pl.lit(idx.is_not_null())).then(pl.all())
-                             .name.prefix(f"{slot}.")).get_columns()
-    return table.drop(*[f"{slot}_i" for slot in SLOTS]).hstack(slots)
+    slots = [content.select(pl.all().gather(table[f"{slot}_i"]).name.prefix(f"{slot}."))
+             for slot in SLOTS]  # a null index (no such event) gives an all-null slot
+    return pl.concat([table.drop(*[f"{slot}_i" for slot in SLOTS]), *slots], how="horizontal")
 
 
 def store_median_prices(events: pl.LazyFrame) -> pl.LazyFrame:
