@@ -54,7 +54,8 @@ def ours(csv: str, out: str) -> int:
     from simpersona_jax.features.build import build_buyers
 
     ingest([csv], out, rows_per_partition=ROWS_PER_PARTITION)
-    return build_buyers(os.path.join(out, "events"), os.path.join(out, "buyers"))["buyers"]
+    return build_buyers(os.path.join(out, "events"), os.path.join(out, "buyers"),
+                        rows_per_unit=ROWS_PER_PARTITION)["buyers"]
 
 
 def pandas_reference(csv: str, out: str) -> int:

@@ -17,7 +17,9 @@ def get_config():
             store_id="rees46",  # for sources without a store column
             mapping=ml_collections.config_dict.placeholder(dict),  # declarative mapping, see data/sources/mapping.py
             out_dir="runs/data/rees46",
-            buckets="auto",  # buyer-hash partitions per store ("auto": ~2M rows a partition)
+            buckets="auto",  # buyer-hash partitions across stores ("auto": ~rows_per_partition each)
+            rows_per_partition=2_000_000,  # also the buyer step's work unit; memory ~ workers x this
+            workers=0,  # partitions processed at once (threads); 0 = the cores, at most 4
             session_gap_minutes=30.0,
             pseudonymize_salt="",  # non-empty: re-key buyer ids with a salted SHA-256
         ),

@@ -44,12 +44,15 @@ def main(argv):
         report = ingest(list(c.inputs), c.out_dir, source=c.source, store_id=c.store_id,
                         mapping=c.mapping.to_dict() if c.mapping else None, buckets=c.buckets,
                         session_gap_minutes=c.session_gap_minutes,
-                        pseudonymize_salt=c.pseudonymize_salt or None, progress=bar.update)
+                        pseudonymize_salt=c.pseudonymize_salt or None,
+                        rows_per_partition=c.rows_per_partition, workers=c.workers or None,
+                        progress=bar.update)
     print(format_report(report))
     if cfg.buyers.build:
         with tqdm(desc="buyers", unit="buyer") as bar:
             stats = build_buyers(os.path.join(c.out_dir, "events"), os.path.join(c.out_dir, "buyers"),
-                                 list(cfg.buyers.train_stores) or None, progress=bar.update)
+                                 list(cfg.buyers.train_stores) or None, progress=bar.update,
+                                 workers=c.workers or None, rows_per_unit=c.rows_per_partition)
         print(f"buyer vectors: {stats['buyers']:,} x {stats['dim']} -> "
               f"{os.path.join(c.out_dir, 'buyers')}  strata {json.dumps(dict(stats['strata']))}")
 

@@ -2,13 +2,15 @@
 
 Two streaming phases, bounded in memory by the partition size, not the input size:
  1. stage: scan every input once (lazy/streaming polars), map to canonical, attach a quarantine
-    reason per row, and sink good rows partitioned by (store_id, bucket = hash(buyer) % buckets)
-    and bad rows to quarantine/invalid; rows read per file are counted in the same pass.
+    reason per row, and sink good rows partitioned by bucket = hash(store_id, buyer_id) % buckets
+    and bad rows to quarantine/invalid; rows read per file are counted in the same pass. Buckets
+    are sized from the input, not per store, so a partition holds about `rows_per_partition`
+    rows however the rows spread over stores, and phase 1 keeps few partitions open.
  2. finish: per partition (whole buyers): drop exact duplicates to quarantine/duplicates, re-key
     buyer ids with a salted hash when asked, cut sessions at inactivity where the source has none,
-    sort, and write `events/store_id=<s>/bucket=<b>/part-0.parquet`.
-A finished phase-1 leaves `_staging/_SUCCESS`; finished partitions are skipped, so an interrupted
-run resumes where it stopped. The report (ingest_report.json) always satisfies
+    sort, and write `events/store_id=<s>/bucket=<b>/part-0.parquet` for each store in it.
+A finished phase-1 leaves `_staging/_SUCCESS` and a finished partition its list of outputs in
+`_FINISHED`; finished partitions are skipped, so an interrupted run resumes where it stopped. The report (ingest_report.json) always satisfies
 read = kept + sum(quarantined), per run; `ingest()` raises if it would not.
 """
 
@@ -21,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import urllib.parse
 
 import numpy as np
 import polars as pl
@@ -58,8 +61,8 @@ def _check_first_rows(head: pl.LazyFrame) -> None:
 def stage(events: pl.LazyFrame, staging: str, buckets: int) -> None:
     """Phase 1: one streaming pass, every row lands in exactly one staged partition.
 
-    Good rows go to `_q=false/_store=<s>/bucket=<b>/`, rejected rows (with their reason and raw
-    values) to `_q=true/...`; both keep `_file` and `_row` so that every row can be located.
+    Good rows go to `_q=false/bucket=<b>/`, rejected rows (with their reason and raw values) to
+    `_q=true/bucket=0/`; both keep `_file` and `_row` so that every row can be located.
     """
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
@@ -69,11 +72,10 @@ def stage(events: pl.LazyFrame, staging: str, buckets: int) -> None:
         # Raw values explain a rejection; a good row's are its canonical values, not kept twice.
         *[pl.when(rejected).then(pl.col(c)) for c in ("_raw_time", "_raw_event", "_raw_price")],
         _q=rejected,
-        _store=pl.when(pl.col("reason").is_null()).then(pl.col("store_id")).otherwise(pl.lit("_")),
-        bucket=pl.when(pl.col("reason").is_null())
-        .then(pl.col("buyer_id").hash(seed=17) % buckets).otherwise(0).cast(pl.Int32))
-    rows.select(*QUARANTINE_COLUMNS, "_q", "_store", "bucket").sink_parquet(
-        pl.PartitionBy(staging, key=["_q", "_store", "bucket"], include_key=False), mkdir=True,
+        bucket=pl.when(rejected).then(0)
+        .otherwise(pl.struct("store_id", "buyer_id").hash(seed=17) % buckets).cast(pl.Int32))
+    rows.select(*QUARANTINE_COLUMNS, "_q", "bucket").sink_parquet(
+        pl.PartitionBy(staging, key=["_q", "bucket"], include_key=False), mkdir=True,
         # Temporary data: cheap to write beats small. Every open partition buffers a row group,
         # so small row groups keep memory low when there are many partitions.
         compression="lz4", row_group_size=16_384)
@@ -81,8 +83,7 @@ def stage(events: pl.LazyFrame, staging: str, buckets: int) -> None:
 
 
 def _staged_partitions(staging: str, quarantined: bool) -> list[str]:
-    return sorted(glob.glob(os.path.join(staging, f"_q={str(quarantined).lower()}", "_store=*",
-                                         "bucket=*")))
+    return sorted(glob.glob(os.path.join(staging, f"_q={str(quarantined).lower()}", "bucket=*")))
 
 
 def duplicate_mask(frame: pl.DataFrame) -> pl.Series:
@@ -104,29 +105,41 @@ def duplicate_mask(frame: pl.DataFrame) -> pl.Series:
     return pl.Series(np.isin(np.arange(frame.height), confirmed.to_numpy()))
 
 
-def finish_partition(part_dir: str, out_dir: str, salt: str | None, gap_minutes: float) -> str:
-    """Phase 2 for one staged partition of good rows (whole buyers of one store); its path."""
+def _store_dir(store_id: str) -> str:
+    return "store_id=" + urllib.parse.quote(store_id, safe="")
+
+
+def finish_partition(part_dir: str, out_dir: str, salt: str | None, gap_minutes: float) -> list[str]:
+    """Phase 2 for one staged partition of good rows (whole buyers); the files it wrote."""
     bucket = os.path.basename(part_dir)
-    store_dir = os.path.basename(os.path.dirname(part_dir)).replace("_store=", "store_id=", 1)
-    target = os.path.join(out_dir, "events", store_dir, bucket, "part-0.parquet")
-    if os.path.exists(target):
-        return target
+    marker = os.path.join(part_dir, "_FINISHED")
+    if os.path.exists(marker):
+        with open(marker) as f:
+            done = json.load(f)
+        if all(os.path.exists(p) for p in done):
+            return done
     frame = pl.read_parquet(os.path.join(part_dir, "*.parquet"))
     dup = duplicate_mask(frame)
     dupes = frame.filter(dup)
     if dupes.height:
         dupes.with_columns(reason=pl.lit("duplicate")).select(QUARANTINE_COLUMNS).write_parquet(
-            os.path.join(out_dir, "quarantine", f"duplicate-{store_dir}-{bucket}.parquet"))
+            os.path.join(out_dir, "quarantine", f"duplicate-{bucket}.parquet"))
     frame = frame.filter(~dup).select(schema.COLUMNS)  # input order kept: no sort needed here
     if salt:
         frame = frame.with_columns(buyer_id=pseudonymize(frame["buyer_id"], salt))
     if frame["session_id"].null_count():
         frame = (sessionize.sessionize(frame.lazy(), gap_minutes)
                  .sort("buyer_id", "event_time", maintain_order=True).collect())
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    frame.write_parquet(target + ".tmp", compression="lz4")
-    os.replace(target + ".tmp", target)
-    return target
+    written = []
+    for (store_id,), events in frame.partition_by("store_id", as_dict=True, maintain_order=True).items():
+        target = os.path.join(out_dir, "events", _store_dir(store_id), bucket, "part-0.parquet")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        events.write_parquet(target + ".tmp", compression="lz4")
+        os.replace(target + ".tmp", target)
+        written.append(target)
+    with open(marker, "w") as f:
+        json.dump(written, f)
+    return written
 
 
 def rows_read(staging: str) -> dict[str, int]:
@@ -136,11 +149,12 @@ def rows_read(staging: str) -> dict[str, int]:
     return dict(sorted(zip(counts["_file"].to_list(), counts["len"].to_list())))
 
 
-def partition_summary(path: str) -> dict:
+def partition_summary(paths: list[str]) -> dict:
     """Counts of one finished partition (whole buyers, so counts add up across partitions)."""
-    events = pl.scan_parquet(path)
-    one = events.select(kept=pl.len(), buyers=pl.col("buyer_id").n_unique(),
-                        sessions=pl.struct("buyer_id", "session_id").n_unique()).collect().row(0, named=True)
+    events = pl.scan_parquet(paths) if paths else schema.empty_frame().lazy()
+    one = events.select(kept=pl.len(), buyers=pl.struct("store_id", "buyer_id").n_unique(),
+                        sessions=pl.struct("store_id", "buyer_id", "session_id").n_unique()
+                        ).collect().row(0, named=True)
     one["stores"] = set(events.select(pl.col("store_id").unique()).collect()["store_id"])
     one["events_by_type"] = dict(events.group_by("event_type").agg(pl.len()).collect().rows())
     one["strata"] = dict(sessionize.assign_strata(events).group_by("stratum").agg(pl.len())
@@ -177,7 +191,7 @@ def auto_buckets(paths, rows_per_partition: int = 2_000_000) -> int:
     """Buyer-hash buckets so that a partition stays near `rows_per_partition` rows.
 
     Estimated from input bytes (~100 bytes a row uncompressed, compressed files ~5x smaller), so
-    that phase 2's memory is bounded whatever the input size.
+    that phase 2's memory is bounded whatever the input size. Buckets span stores.
     """
     est_bytes = sum(os.path.getsize(p) * (5 if p.endswith((".gz", ".zst", ".zstd")) else 1)
                     for p in expand_paths(paths))
@@ -190,7 +204,7 @@ def ingest(paths, out_dir: str, *, source: str = "auto", store_id: str | None = 
            rows_per_partition: int = 2_000_000, workers: int | None = None, progress=None) -> dict:
     """Runs both phases and writes `ingest_report.json`; returns the report.
 
-    `buckets`: buyer-hash partitions per store, or "auto": about `rows_per_partition` rows a
+    `buckets`: buyer-hash partitions (across stores), or "auto": about `rows_per_partition` rows a
     partition (phase 2 and the buyer step hold one partition per worker in memory at a time).
     `workers`: partitions finished at once (threads; default: the cores, at most 4).
     """

@@ -1,8 +1,9 @@
-"""Canonical events -> 403-number buyer vectors, partition by partition, bounded in memory.
+"""Canonical events -> 403-number buyer vectors, unit by unit, bounded in memory.
 
-Each partition (`store_id=<s>/bucket=<b>`) holds whole buyers, so it is processed alone: scalars,
-stratum and slots (scalars.py), content embeddings of the slot products (embed.py), written into
-its row range of the zarr matrix. The 16 scalars are then standardised in place with mean/std
+Each partition (`store_id=<s>/bucket=<b>`) holds whole buyers, so partitions are packed into
+units of about `rows_per_unit` events and a few units are processed at once: scalars, stratum and
+slots (scalars.py), content embeddings of the slot products (embed.py), written into the unit's
+row range of the zarr matrix. The 16 scalars are then standardised in place with mean/std
 fitted on training stores only (saved in stats.json, reused for held-out and future stores), and
 the behaviour labels are thresholded at the training-store medians.
 """
@@ -35,9 +36,28 @@ def list_partitions(events_dir: str) -> list[str]:
     return parts
 
 
-def _scan(events_dir_or_partition: str) -> pl.LazyFrame:
-    return pl.scan_parquet(os.path.join(events_dir_or_partition, "**", "*.parquet"),
-                           hive_partitioning=True).drop("bucket", strict=False)
+def group_partitions(parts: list[str], rows_per_unit: int) -> list[list[str]]:
+    """Consecutive partitions packed into work units of about `rows_per_unit` events.
+
+    A unit holds whole partitions (so whole buyers); many small partitions (small stores) share
+    one unit, which saves the fixed cost per query. Row counts come from Parquet metadata.
+    """
+    units, unit, rows = [], [], 0
+    for part in parts:
+        n = pl.scan_parquet(os.path.join(part, "*.parquet")).select(pl.len()).collect().item()
+        if unit and rows + n > rows_per_unit:
+            units.append(unit)
+            unit, rows = [], 0
+        unit.append(part)
+        rows += n
+    return units + [unit] if unit else units
+
+
+def _scan(events_dir_or_partitions: str | list[str]) -> pl.LazyFrame:
+    dirs = [events_dir_or_partitions] if isinstance(events_dir_or_partitions, str) \
+        else events_dir_or_partitions
+    return pl.scan_parquet([os.path.join(d, "**", "*.parquet") for d in dirs],
+                           hive_partitioning=False)  # store_id is a column of every file
 
 
 def vectors_from_table(table: pl.DataFrame) -> np.ndarray:
@@ -79,14 +99,16 @@ def _fit_standardisation(meta: pl.LazyFrame, train_stores: list[str], reference:
 
 def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | None = None,
                  truth: pl.DataFrame | pl.LazyFrame | None = None, progress=None,
-                 reference_stats: dict | None = None, workers: int | None = None) -> dict:
+                 reference_stats: dict | None = None, workers: int | None = None,
+                 rows_per_unit: int = 2_000_000) -> dict:
     """Writes vectors.zarr, meta.parquet and stats.json under `buyers_dir`; returns stats.
 
     Memory is bounded by a few partitions: per-partition metadata goes to disk and every statistic
     is a streaming aggregate. `reference_stats` (another build's stats.json) standardises and
     labels these buyers with that build's training-store statistics, e.g. new stores or simulated
     traffic scored by a model trained elsewhere; all stores here are then "heldout".
-    `workers`: partitions computed at once (threads; default: the cores, at most 4).
+    `workers`: units of about `rows_per_unit` events computed at once (threads; default: the
+    cores, at most 4); memory holds about `workers` units.
     """
     os.makedirs(buyers_dir, exist_ok=True)
     parts_dir = os.path.join(buyers_dir, "_meta_parts")
@@ -95,11 +117,12 @@ def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | Non
     medians = scalars.store_median_prices(_scan(events_dir)).collect()
     matrix = store.create_matrix(os.path.join(buyers_dir, "vectors.zarr"), 0, DIM)
     offset = 0
-    def one(part):
-        table = scalars.buyer_table(_scan(part), medians)
+    def one(unit):
+        table = scalars.buyer_table(_scan(unit), medians)
         return table, vectors_from_table(table)
 
-    for k, (table, x) in enumerate(parallel.ordered_map(one, list_partitions(events_dir), workers)):
+    units = group_partitions(list_partitions(events_dir), rows_per_unit)
+    for k, (table, x) in enumerate(parallel.ordered_map(one, units, workers)):
         n = table.height
         matrix = matrix.resize(exclusive_max=[offset + n, DIM]).result()
         matrix[offset:offset + n].write(x).result()

@@ -55,3 +55,16 @@ def test_duplicate_mask_finds_non_adjacent_repeats_only():
     frame = pl.DataFrame({"buyer_id": ids, "product_id": ["p", "p", "p", "p", "p", None]}).lazy()
     frame = schema.conform(frame).collect()
     assert duplicate_mask(frame).to_list() == [False, False, True, False, True, False]
+
+
+def test_buckets_span_stores_and_outputs_stay_per_store(tmp_path):
+    # The same buyer id in two stores is two buyers; one bucket holds both stores' rows.
+    rows = [f"{s},b1,x,2026-01-01T00:00:0{i}Z,product_viewed,p,1.0,\n"
+            for i, s in enumerate(["s1", "s2", "s1", "s/3"])]
+    report = ingest([_write(tmp_path, rows)], str(tmp_path / "out"), buckets=1)
+    assert (report["kept"], report["buyers"], report["sessions"]) == (4, 3, 3)
+    assert report["stores"] == ["s/3", "s1", "s2"]
+    events = tmp_path / "out" / "events"
+    assert sorted(os.listdir(events)) == ["store_id=s%2F3", "store_id=s1", "store_id=s2"]
+    s1 = pl.read_parquet(str(events / "store_id=s1" / "bucket=0" / "part-0.parquet"))
+    assert s1["store_id"].to_list() == ["s1", "s1"]

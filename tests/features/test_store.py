@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from simpersona_jax.features import store
-from simpersona_jax.features.build import DIM
+from simpersona_jax.features.build import DIM, group_partitions
 from simpersona_jax.features.default import ensure_default
 from simpersona_jax.synth.generate import default_config
 
@@ -82,3 +82,14 @@ def test_reference_stats_standardise_new_stores_identically(buyers_dir, tmp_path
     np.testing.assert_allclose(store.load_arrays(str(tmp_path / "b"), "all")["x"],
                                store.load_arrays(buyers_dir, "all")["x"], atol=1e-6)
     assert store.split_rows(str(tmp_path / "b"), "train").size == 0
+
+
+def test_group_partitions_packs_whole_partitions_up_to_the_unit(tmp_path):
+    parts = []
+    for k, n in enumerate([3, 4, 10, 1, 1]):
+        d = tmp_path / f"store_id=s{k}" / "bucket=0"
+        d.mkdir(parents=True)
+        pl.DataFrame({"x": range(n)}).write_parquet(d / "part-0.parquet")
+        parts.append(str(d))
+    units = group_partitions(parts, rows_per_unit=8)
+    assert units == [parts[:2], parts[2:3], parts[3:]]  # 7 | 10 (alone, over the unit) | 2
