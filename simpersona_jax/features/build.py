@@ -17,6 +17,7 @@ import shutil
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
 from simpersona_jax.data import parallel
 from simpersona_jax.features import embed, scalars, store
@@ -44,7 +45,7 @@ def group_partitions(parts: list[str], rows_per_unit: int) -> list[list[str]]:
     """
     units, unit, rows = [], [], 0
     for part in parts:
-        n = pl.scan_parquet(os.path.join(part, "*.parquet")).select(pl.len()).collect().item()
+        n = sum(pq.read_metadata(f).num_rows for f in glob.glob(os.path.join(part, "*.parquet")))
         if unit and rows + n > rows_per_unit:
             units.append(unit)
             unit, rows = [], 0
