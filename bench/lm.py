@@ -83,7 +83,8 @@ def bench_cpu(args):
     tmodel = _hf_model(folder, **dims)
     cfg, params = hf.load_params(folder)
     print(f"config: qwen3 {dims} params={cfg.num_params() / 1e6:.2f}M  batch={b} prompt={p} new={n} "
-          f"devices={jax.devices()[0].platform} torch_threads={torch.get_num_threads()}")
+          f"devices={jax.devices()[0].platform} torch_threads={torch.get_num_threads()} "
+          f"load_average={os.getloadavg()[0]:.2f}")
     rng = np.random.RandomState(0)
     tokens = rng.randint(1, dims["vocab"], (b, p + 1)).astype(np.int32)
     batch = {"inputs": tokens[:, :-1], "targets": tokens[:, 1:], "loss_mask": np.ones((b, p), np.int32)}
@@ -110,6 +111,7 @@ def bench_cpu(args):
         return float(loss)
 
     l0, l1 = jax_step(), torch_step()  # warm-up / compile
+    jax_step(), torch_step()  # jax compiles again: its outputs' sharding differs from the loaded params'
     print(f"train: first-step loss jax={l0:.4f} torch={l1:.4f}")
     jt, tt = [], []
     for _ in range(args.reps):
@@ -160,6 +162,8 @@ def bench_cpu(args):
     gen_ratio = statistics.median(jg) / statistics.median(tg)
     print(f"generated tokens/s: jax median={statistics.median(jg):,.0f} torch median={statistics.median(tg):,.0f} "
           f"ratio={gen_ratio:.2f}x  (per rep jax={[round(x) for x in jg]} torch={[round(x) for x in tg]})")
+    print("load average (1/5/15 min) at the end: %.2f %.2f %.2f (2 cores; other processes slow both sides)"
+          % os.getloadavg())
     print(f"TARGET lm_train_speedup measured={train_ratio:.2f} goal=1.2 {'PASS' if train_ratio >= 1.2 else 'MISS'}")
     print(f"TARGET lm_generate_speedup measured={gen_ratio:.2f} goal=3 {'PASS' if gen_ratio >= 3 else 'MISS'}")
 

@@ -52,7 +52,7 @@ def _config(batch: int):
     c.num_steps = 10_000
     c.mesh.num_devices = 1
     c.data.init_sample_size = 4096
-    c.eval.chunk = min(batch, 2048)
+    c.eval.chunk = min(batch, int(c.eval.chunk))  # the production chunk; no padding below it
     return c
 
 
@@ -98,7 +98,9 @@ class JaxImpl:
             step_lib.make_train_step(self.task, tx, step_rng), sh, self.batch_sh, mesh
         )
         self.batch = batch
-        self.batches = _host_batches(data, batch)
+        # Host batches as the training loop receives them: from the task's own loader.
+        loader = self.task.make_loader(global_batch_size=batch, seed=0, shard_index=0, shard_count=1)
+        self.batches = [next(loader) for _ in range(4)]
         self.assign_fn = self.task.assign_fn()
         self.chunk = int(cfg.eval.chunk)
 
@@ -112,11 +114,16 @@ class JaxImpl:
         self.jax.block_until_ready(metrics)
 
     def assign(self, n, x):
+        """The production path (encode.assign_array): host staging, jitted pass, codes back."""
+        from simpersona_jax.vqvae import encode
+
         embed = self.state.extra["codebook"]["embed"]
-        out = None
+        codes = None
         for _ in range(n):
-            out = self.assign_fn(self.state.params, embed, x)
-        return self.jax.device_get(out[0])
+            codes, _ = encode.assign_array(
+                self.assign_fn, self.state.params, embed, x, batch_size=len(x), chunk=self.chunk
+            )
+        return codes
 
 
 class TorchImpl:

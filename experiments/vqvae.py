@@ -32,6 +32,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.train_split = "train"
   c.data.eval_split = "all"
   c.data.init_sample_size = 4096     # buyers encoded for the k-means++ codebook init
+  c.data.loader_threads = 2          # background threads preparing batches
+  c.data.prefetch_batches = 4        # batches prepared ahead of the train step
 
   c.model = ml_collections.ConfigDict()
   c.model.input_dim = 403

@@ -44,6 +44,10 @@ class LMConfig:
     param_dtype: str = "float32"
     remat_policy: str = "none"          # none | full | dots | dots_no_batch
     attention_impl: str = "xla"         # xla | cudnn (jax.nn.dot_product_attention implementation)
+    # The layer loop: a rolled scan (one compiled layer; compile time flat in depth) or unrolled
+    # (straight-line code: no per-layer slicing of stacked params, residuals and cache; faster for
+    # shallow models on CPU). None = unroll when num_layers <= 8.
+    unroll_layers: bool | None = None
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -54,6 +58,8 @@ class LMConfig:
             raise ValueError(f"rope_type={self.rope_type!r} is not supported; expected one of {ROPE_TYPES}")
         if self.remat_policy not in REMAT_POLICIES:
             raise ValueError(f"remat_policy={self.remat_policy!r}; expected one of {REMAT_POLICIES}")
+        if self.unroll_layers is None:
+            object.__setattr__(self, "unroll_layers", self.num_layers <= 8)
 
     @property
     def rope_type(self) -> str:

@@ -12,7 +12,7 @@ def sft_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.task = "lm_sft"
     c.seed = 0
-    c.global_batch_size = 16            # packed sequences per step
+    c.global_batch_size = 8             # packed sequences per step (8 x 1024 tokens)
     c.num_steps = 600
     c.log_every_steps = 50
     c.eval_every_steps = 0
@@ -23,7 +23,9 @@ def sft_config() -> ml_collections.ConfigDict:
     c.data.traces_dir = "runs/traces"    # traces-*.parquet (replay/schema.py TRACE_SCHEMA)
     c.data.codes_path = ""               # assign.py's codes.parquet: persona = the buyer's VQ code
     c.data.goal_field = "goal_neutral"   # goal_neutral (stage 1) | goal_intent (stage 2)
-    c.data.seq_len = 512                 # packed row length; long observations are cut from the end
+    # Packed row length; long observations are cut from the end. Replay examples are ~200-490
+    # tokens, so rows of 512 hold one and waste ~25% on padding; rows of 1024 pack ~91-93% full.
+    c.data.seq_len = 1024
     c.data.eval_fraction = 0.1           # held-out sessions (deterministic hash split)
     c.data.max_eval_examples = 512
     c.data.max_sessions = 0              # 0 = all; the paper used ~3,600 sessions

@@ -2,8 +2,10 @@
 
 RMSNorm, RoPE (lm/rope.py), grouped-query attention, SwiGLU MLP, optional Qwen3 q/k RMSNorm,
 q/k/v (Qwen2) / o / MLP biases, tied or untied embeddings. Layers are one `nn.scan` (params
-stacked on a leading 'layers' axis) with an optional remat policy. Every parameter carries
-logical axis names (see lm/sharding.py for the rules that map them onto the mesh).
+stacked on a leading 'layers' axis; unrolled for shallow models, LMConfig.unroll_layers) with an
+optional remat policy. Every parameter carries logical axis names (see lm/sharding.py for the
+rules that map them onto the mesh). Causal self-attention skips the key blocks above the
+diagonal (CAUSAL_BLOCK).
 
 One call serves training and cached decoding:
 - training / scoring: `model.apply(params, tokens_BxT, positions_BxT, segment_ids_BxT)`;
@@ -11,6 +13,9 @@ One call serves training and cached decoding:
 - decoding: pass `cache=init_cache(...)`, `write_index` (the cache slot of the first token of
   this chunk, the same for every row) and `kv_valid_BxS` (False on left-padding slots); the call
   writes the chunk's keys/values at [write_index, write_index+T) and returns the new cache.
+  A prefill (a Python int write_index of 0) attends to its own keys only; `last_only=True`
+  computes the final layer for the last position only (its next-token logits are all a
+  sampler needs; every position's keys/values are still cached).
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ from simpersona_jax.lm import rope
 from simpersona_jax.lm.config import LMConfig
 
 NEG_INF = -1e30  # large finite negative: exp underflows to exactly 0, and no NaN on empty rows
+# Causal self-attention runs in query blocks of at least CAUSAL_BLOCK rows, at most
+# MAX_CAUSAL_BLOCKS of them; the key blocks above the diagonal are skipped.
+CAUSAL_BLOCK = 64
+MAX_CAUSAL_BLOCKS = 8
 
 
 def _dtype(name: str):
@@ -59,7 +68,8 @@ class Attention(nn.Module):
     cfg: LMConfig
 
     @nn.compact
-    def __call__(self, x_BxTxE, cos, sin, mask_BxTxS, cache_kv, layer, write_index):
+    def __call__(self, x_BxTxE, cos, sin, mask_BxTxS, cache_kv, layer, write_index, last_query=False):
+        """last_query: queries of the last position only (keys/values of all positions)."""
         cfg = self.cfg
         dt = _dtype(cfg.dtype)
         e, h, kv, d = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
@@ -69,7 +79,8 @@ class Attention(nn.Module):
         wv = _param(self, "v_kernel", (e, kv, d), ("embed", "kv_heads", "head_dim"), init)
         wo = _param(self, "o_kernel", (h, d, e), ("heads", "head_dim", "embed"), init)
         x = x_BxTxE.astype(dt)
-        q = jnp.einsum("bte,ehd->bthd", x, wq.astype(dt))
+        q_rows = slice(-1, None) if last_query else slice(None)
+        q = jnp.einsum("bte,ehd->bthd", x[:, q_rows], wq.astype(dt))
         k = jnp.einsum("bte,ehd->bthd", x, wk.astype(dt))
         v = jnp.einsum("bte,ehd->bthd", x, wv.astype(dt))
         if cfg.qkv_bias:
@@ -80,43 +91,65 @@ class Attention(nn.Module):
         if cfg.qk_norm:
             q = RMSNorm(cfg, d, name="q_norm")(q)
             k = RMSNorm(cfg, d, name="k_norm")(k)
-        q = rope.apply(q, cos, sin)
+        q = rope.apply(q, cos[:, q_rows], sin[:, q_rows])
         k = rope.apply(k, cos, sin)
         q = _constrain(q, ("act_batch", "act_len", "act_heads", None))
 
+        # Attention layout: keys/values [B, KV, S, D] (the cache's layout, so decoding reads it as is).
+        k = k.transpose(0, 2, 1, 3)
+        v = v.transpose(0, 2, 1, 3)
         new_cache = None
         if cache_kv is not None:
-            # The whole [L, B, S, KV, D] cache rides in the scan carry: only this chunk's slots are
-            # written (in place), then this layer's keys/values are read.
+            # The whole [L, B, KV, S, D] cache rides in the layer loop's carry: only this chunk's slots
+            # are written (in place). A prefill (mask over the chunk's own t slots) attends to the
+            # fresh keys; otherwise this layer's whole cache row is read.
             ck, cv = cache_kv
-            at = (layer, 0, write_index, 0, 0)
+            at = (layer, 0, 0, write_index, 0)
             ck = jax.lax.dynamic_update_slice(ck, k[None].astype(ck.dtype), at)
             cv = jax.lax.dynamic_update_slice(cv, v[None].astype(cv.dtype), at)
             new_cache = (ck, cv)
-            k = jax.lax.dynamic_index_in_dim(ck, layer, keepdims=False).astype(dt)
-            v = jax.lax.dynamic_index_in_dim(cv, layer, keepdims=False).astype(dt)
+            if mask_BxTxS.shape[-1] != mask_BxTxS.shape[1]:
+                k = jax.lax.dynamic_index_in_dim(ck, layer, keepdims=False).astype(dt)
+                v = jax.lax.dynamic_index_in_dim(cv, layer, keepdims=False).astype(dt)
 
-        out = _attend(q, k, v, mask_BxTxS, cfg)
+        out = _attend(q, k, v, mask_BxTxS[:, q_rows], cfg)
         y = jnp.einsum("bthd,hde->bte", out.astype(dt), wo.astype(dt))
         if cfg.o_bias:
             y = y + _param(self, "o_bias", (e,), ("embed",), nn.initializers.zeros).astype(dt)
         return y, new_cache
 
 
-def _attend(q_BxTxHxD, k_BxSxKxD, v_BxSxKxD, mask_BxTxS, cfg: LMConfig):
+def _attend(q_BxTxHxD, k_BxKxSxD, v_BxKxSxD, mask_BxTxS, cfg: LMConfig):
     b, t, h, d = q_BxTxHxD.shape
-    kv = k_BxSxKxD.shape[2]
+    kv = k_BxKxSxD.shape[1]
     if cfg.attention_impl != "xla":  # "jax": jax.nn.dot_product_attention's default; "cudnn": fused GPU kernel
         impl = None if cfg.attention_impl == "jax" else cfg.attention_impl
-        return jax.nn.dot_product_attention(
-            q_BxTxHxD, k_BxSxKxD, v_BxSxKxD, mask=mask_BxTxS[:, None], implementation=impl)
-    q = q_BxTxHxD.reshape(b, t, kv, h // kv, d)
-    logits = jnp.einsum("btkgd,bskd->bkgts", q, k_BxSxKxD, preferred_element_type=jnp.float32)
-    logits = logits * (d**-0.5)
-    logits = jnp.where(mask_BxTxS[:, None, None], logits, NEG_INF)
-    probs = jax.nn.softmax(logits, axis=-1).astype(v_BxSxKxD.dtype)
-    out = jnp.einsum("bkgts,bskd->btkgd", probs, v_BxSxKxD)
-    return out.reshape(b, t, h, d)
+        k, v = k_BxKxSxD.transpose(0, 2, 1, 3), v_BxKxSxD.transpose(0, 2, 1, 3)
+        return jax.nn.dot_product_attention(q_BxTxHxD, k, v, mask=mask_BxTxS[:, None], implementation=impl)
+    # Grouped query heads share their key/value head: logits [B, KV, T, G, S] are one batched matmul
+    # per (row, kv head) whose contraction (D) and softmax (S) axes are minor, so no big transposes.
+    q = (q_BxTxHxD * jnp.asarray(d**-0.5, q_BxTxHxD.dtype)).reshape(b, t, kv, h // kv, d)
+    if k_BxKxSxD.shape[2] != t or t <= CAUSAL_BLOCK:
+        out = _attend_block(q, k_BxKxSxD, v_BxKxSxD, mask_BxTxS)
+    else:
+        # As many keys as queries means the chunk attends to itself (training, prefill), causally: query
+        # block i only needs the keys up to its end, so the masked upper triangle of blocks is never
+        # computed (7/16 of the work saved with 8 blocks).
+        block = max(CAUSAL_BLOCK, -(-t // MAX_CAUSAL_BLOCKS))
+        outs = []
+        for lo in range(0, t, block):
+            hi = min(lo + block, t)
+            outs.append(_attend_block(q[:, lo:hi], k_BxKxSxD[:, :, :hi], v_BxKxSxD[:, :, :hi],
+                                      mask_BxTxS[:, lo:hi, :hi]))
+        out = jnp.concatenate(outs, axis=2)
+    return out.transpose(0, 2, 1, 3, 4).reshape(b, t, h, d)
+
+
+def _attend_block(q_BxTxKxGxD, k_BxKxSxD, v_BxKxSxD, mask_BxTxS):
+    logits = jnp.einsum("btkgd,bksd->bktgs", q_BxTxKxGxD, k_BxKxSxD, preferred_element_type=jnp.float32)
+    logits = jnp.where(mask_BxTxS[:, None, :, None, :], logits, NEG_INF)
+    probs = jax.nn.softmax(logits, axis=-1).astype(v_BxKxSxD.dtype)
+    return jnp.einsum("bktgs,bksd->bktgd", probs, v_BxKxSxD)
 
 
 class MLP(nn.Module):
@@ -148,17 +181,35 @@ class MLP(nn.Module):
 class Block(nn.Module):
     cfg: LMConfig
 
-    @nn.compact
-    def __call__(self, carry, cos, sin, mask, write_index):
-        x, cache_kv, layer = carry
+    def setup(self):
         cfg = self.cfg
-        h = RMSNorm(cfg, cfg.hidden_size, name="input_norm")(x)
-        a, new_cache = Attention(cfg, name="attn")(h, cos, sin, mask, cache_kv, layer, write_index)
-        x = x + a
-        h = RMSNorm(cfg, cfg.hidden_size, name="post_attn_norm")(x)
-        x = x + MLP(cfg, name="mlp")(h)
-        x = _constrain(x, ("act_batch", "act_len", "act_embed"))
+        self.input_norm = RMSNorm(cfg, cfg.hidden_size)
+        self.attn = Attention(cfg)
+        self.post_attn_norm = RMSNorm(cfg, cfg.hidden_size)
+        self.mlp = MLP(cfg)
+
+    def __call__(self, carry, cos, sin, mask, write_index, last_only=False):
+        x, cache_kv, layer = carry
+        if last_only:
+            # Only the last position's output of the final layer is used (next-token logits after a
+            # prefill); its keys/values are still written for every position.
+            x, new_cache = nn.cond(layer == self.cfg.num_layers - 1, Block._last_row, Block._rows, self, x, cos, sin,
+                                   mask, cache_kv, layer, write_index)
+        else:
+            x, new_cache = self._rows(x, cos, sin, mask, cache_kv, layer, write_index)
         return (x, new_cache, layer + 1), None
+
+    def _rows(self, x, cos, sin, mask, cache_kv, layer, write_index):
+        a, new_cache = self.attn(self.input_norm(x), cos, sin, mask, cache_kv, layer, write_index)
+        x = x + a
+        x = x + self.mlp(self.post_attn_norm(x))
+        return _constrain(x, ("act_batch", "act_len", "act_embed")), new_cache
+
+    def _last_row(self, x, cos, sin, mask, cache_kv, layer, write_index):
+        a, new_cache = self.attn(self.input_norm(x), cos, sin, mask, cache_kv, layer, write_index, last_query=True)
+        y = x[:, -1:] + a
+        y = y + self.mlp(self.post_attn_norm(y))
+        return jax.lax.dynamic_update_slice_in_dim(x, y, x.shape[1] - 1, axis=1), new_cache
 
 
 _POLICIES = {
@@ -179,13 +230,15 @@ class Decoder(nn.Module):
                                 nn.initializers.normal(0.02))
         block = Block
         if cfg.remat_policy != "none":
-            block = nn.remat(Block, policy=_POLICIES[cfg.remat_policy], prevent_cse=False)
+            # static_argnums counts self: 6 is Block.__call__'s last_only (a Python bool).
+            block = nn.remat(Block, policy=_POLICIES[cfg.remat_policy], prevent_cse=False, static_argnums=(6,))
         self.layers = nn.scan(
             block,
             variable_axes={"params": 0},
             split_rngs={"params": True},
-            in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
+            in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
             length=cfg.num_layers,
+            unroll=cfg.num_layers if cfg.unroll_layers else 1,
             metadata_params={nn.PARTITION_NAME: "layers"},
         )(cfg, name="layers")
         self.final_norm = RMSNorm(cfg, cfg.hidden_size, name="final_norm")
@@ -194,41 +247,45 @@ class Decoder(nn.Module):
                                   nn.initializers.normal(0.02))
 
     def __call__(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, *, cache=None, write_index=0,
-                 kv_valid_BxS=None, return_hidden=False):
+                 kv_valid_BxS=None, return_hidden=False, last_only=False):
         hidden, new_cache = self.hidden_states(tokens_BxT, positions_BxT, segment_ids_BxT, cache=cache,
-                                               write_index=write_index, kv_valid_BxS=kv_valid_BxS)
+                                               write_index=write_index, kv_valid_BxS=kv_valid_BxS,
+                                               last_only=last_only)
+        if last_only:
+            hidden = hidden[:, -1:]
         if return_hidden:
             return hidden, new_cache
         return self.logits(hidden), new_cache
 
     def hidden_states(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, *, cache=None, write_index=0,
-                      kv_valid_BxS=None):
+                      kv_valid_BxS=None, last_only=False):
+        """Final-norm hidden states [B, T, E]; with last_only, only position T-1 is valid."""
         cfg = self.cfg
         b, t = tokens_BxT.shape
         if positions_BxT is None:
             positions_BxT = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
         x = jnp.take(self.embedding, tokens_BxT, axis=0).astype(_dtype(cfg.dtype))
         x = _constrain(x, ("act_batch", "act_len", "act_embed"))
+        q_idx = jnp.arange(t)
         if cache is None:
             cos, sin = rope.cos_sin(cfg, positions_BxT, t)
-            q_idx = jnp.arange(t)
             mask = q_idx[None, :, None] >= q_idx[None, None, :]
             if segment_ids_BxT is not None:
                 seg = segment_ids_BxT
                 mask = mask & (seg[:, :, None] == seg[:, None, :]) & (seg[:, None, :] != 0)
-            mask = jnp.broadcast_to(mask, (b, t, t))
             layer_cache = None
         else:
-            s = cache["k"].shape[2]
+            s = cache["k"].shape[3]
             cos, sin = rope.cos_sin(cfg, positions_BxT, s)
-            q_idx = write_index + jnp.arange(t)
-            k_idx = jnp.arange(s)
-            mask = k_idx[None, None, :] <= q_idx[None, :, None]
+            prefill = isinstance(write_index, int) and write_index == 0  # attends to its own t slots
+            k_idx = jnp.arange(t if prefill else s)
+            mask = k_idx[None, None, :] <= (write_index + q_idx)[None, :, None]
             if kv_valid_BxS is not None:
-                mask = mask & kv_valid_BxS[:, None, :]
-            mask = jnp.broadcast_to(mask, (b, t, s))
+                mask = mask & kv_valid_BxS[:, None, :len(k_idx)]
             layer_cache = (cache["k"], cache["v"])
-        (x, new_layer_cache, _), _ = self.layers((x, layer_cache, jnp.int32(0)), cos, sin, mask, write_index)
+        mask = jnp.broadcast_to(mask, (b, t, mask.shape[-1]))
+        (x, new_layer_cache, _), _ = self.layers((x, layer_cache, jnp.int32(0)), cos, sin, mask, write_index,
+                                                 last_only)
         x = self.final_norm(x)
         new_cache = None if cache is None else {"k": new_layer_cache[0], "v": new_layer_cache[1]}
         return x, new_cache
@@ -241,8 +298,8 @@ class Decoder(nn.Module):
 
 
 def init_cache(cfg: LMConfig, batch: int, length: int, dtype: Any = None) -> dict:
-    """Zeroed KV cache {'k','v': [L, B, S, KV, D]} in the compute dtype."""
-    shape = (cfg.num_layers, batch, length, cfg.num_kv_heads, cfg.head_dim)
+    """Zeroed KV cache {'k','v': [L, B, KV, S, D]} in the compute dtype."""
+    shape = (cfg.num_layers, batch, cfg.num_kv_heads, length, cfg.head_dim)
     dt = _dtype(dtype or cfg.dtype)
     return {"k": jnp.zeros(shape, dt), "v": jnp.zeros(shape, dt)}
 

@@ -56,8 +56,13 @@ def sample_next(logits_BxV, keys_B, step, temperature_B, top_k_B, top_p_B):
     # The vocabulary sort runs only when some row asks for top-k / top-p.
     use_filters = jnp.any(top_k_B > 0) | jnp.any(top_p_B < 1.0)
     scaled = jax.lax.cond(use_filters, lambda x: filter_logits(x, top_k_B, top_p_B), lambda x: x, scaled)
-    step_keys = jax.vmap(lambda k: jax.random.fold_in(k, step))(keys_B)
-    sampled = jax.vmap(jax.random.categorical)(step_keys, scaled)
+
+    def draw(x):
+        step_keys = jax.vmap(lambda k: jax.random.fold_in(k, step))(keys_B)
+        return jax.vmap(jax.random.categorical)(step_keys, x).astype(jnp.int32)
+
+    # Random draws (a uniform per vocabulary entry and row) only when some row samples.
+    sampled = jax.lax.cond(jnp.any(temperature_B > 0), draw, lambda x: greedy.astype(jnp.int32), scaled)
     return jnp.where(temperature_B > 0, sampled, greedy).astype(jnp.int32)
 
 
@@ -76,9 +81,9 @@ def decode(params, prompt_BxP, pad_B, seeds_B, temperature_B, top_k_B, top_p_B, 
     kv_valid = slots[None, :] >= pad_B[:, None]
     positions = jnp.maximum(jnp.arange(p)[None, :] - pad_B[:, None], 0)
     cache = init_cache(cfg, b, s)
-    hidden, cache = model.apply({"params": params}, prompt_BxP, positions, cache=cache, write_index=0,
-                                kv_valid_BxS=kv_valid, return_hidden=True)
-    logits = model.apply({"params": params}, hidden[:, -1:], method=Decoder.logits)[:, 0]
+    logits, cache = model.apply({"params": params}, prompt_BxP, positions, cache=cache, write_index=0,
+                                kv_valid_BxS=kv_valid, last_only=True)
+    logits = logits[:, 0]
     keys = jax.vmap(jax.random.key)(seeds_B.astype(jnp.uint32))
     sample = functools.partial(sample_next, keys_B=keys, temperature_B=temperature_B, top_k_B=top_k_B,
                                top_p_B=top_p_B)
@@ -91,11 +96,21 @@ def decode(params, prompt_BxP, pad_B, seeds_B, temperature_B, top_k_B, top_p_B, 
         i, _, _, _, done, _ = state
         return (i < max_new_tokens) & ~jnp.all(done)
 
+    # Unrolled layers: slice the stacked layer params once, outside the loop; restacked in the body,
+    # XLA folds slice(stack(...)) away, so a step reads them in place instead of copying each slice.
+    n_sliced = cfg.num_layers if cfg.unroll_layers else 0
+    per_layer = [jax.tree.map(lambda x, i=i: x[i], params["layers"]) for i in range(n_sliced)]
+
+    def step_params():
+        if not per_layer:
+            return params
+        return {**params, "layers": jax.tree.map(lambda *xs: jnp.stack(xs), *per_layer)}
+
     def body(state):
         i, tok, cache, out, done, n_gen = state
         pos = (p - pad_B + i - 1)[:, None]
-        logits, cache = model.apply({"params": params}, tok[:, None], pos, cache=cache, write_index=p + i - 1,
-                                    kv_valid_BxS=kv_valid)
+        logits, cache = model.apply({"params": step_params()}, tok[:, None], pos, cache=cache,
+                                    write_index=p + i - 1, kv_valid_BxS=kv_valid)
         nxt = sample(logits[:, 0], step=i)
         nxt = jnp.where(done, tok, nxt)
         out = out.at[:, i].set(nxt)

@@ -92,13 +92,9 @@ class SFTTask(OptionalTaskHooks):
             had = all(t in self.tokenizer.get_vocab() for t in [f"<|persona_{int(p.num_personas) - 1}|>"])
             self.persona_ids = tok_lib.add_persona_tokens(self.tokenizer, int(p.num_personas))
             new_v = persona.padded_vocab_size(cfg, len(self.tokenizer), int(p.vocab_multiple))
-            if lm.init_from:
-                cfg_loaded, params = hf.load_params(lm.init_from, cfg)
-                if not had:
-                    cfg, params = persona.extend_vocab(cfg_loaded, params, self.persona_ids, n_real, new_v,
-                                                       jax.random.key(int(config.seed) + 1))
-                self.pretrained = params
-            else:
+            if lm.init_from:  # read in initial_params, straight into the train state's shardings
+                self.pretrained = (lm.init_from, cfg, None if had else (n_real, new_v))
+            if not (lm.init_from and had):
                 cfg = cfg.replace(vocab_size=new_v)
             if p.init == "code_projection":
                 if not p.codes_path:
@@ -110,7 +106,7 @@ class SFTTask(OptionalTaskHooks):
             elif p.init != "mean_std":
                 raise ValueError(f"persona.init={p.init!r}: expected 'mean_std' or 'code_projection'")
         elif lm.init_from:
-            _, self.pretrained = hf.load_params(lm.init_from, cfg)
+            self.pretrained = (lm.init_from, cfg, None)
         self.cfg = cfg
         self.mode = config.train.mode
         if self.mode not in ("all", "persona_rows"):
@@ -126,7 +122,10 @@ class SFTTask(OptionalTaskHooks):
         self.train_rows = sft.pack(sft.encode_examples(self.tokenizer, train_rows, **enc), seq_len, pad_id)
         eval_rows = list(eval_df.iter_rows(named=True))[: int(d.get("max_eval_examples", 512))]
         self.eval_personas = np.asarray([int(r["persona"]) for r in eval_rows], np.int64)
-        self.eval_rows = sft.pad_rows(sft.encode_examples(self.tokenizer, eval_rows, **enc), seq_len, pad_id)
+        eval_examples = sft.encode_examples(self.tokenizer, eval_rows, **enc)
+        # One example per row: pad to the longest one (a multiple of 64), not to the packed length.
+        eval_len = min(seq_len, pad_to_multiple(max([len(ids) - 1 for ids, _ in eval_examples] or [1]), 64))
+        self.eval_rows = sft.pad_rows(eval_examples, eval_len, pad_id)
         self.num_train_examples = len(train_rows)
 
     # ------------------------------------------------------------------ Task protocol
@@ -141,20 +140,33 @@ class SFTTask(OptionalTaskHooks):
         return {k: v[:1] for k, v in self.train_rows.items()}
 
     def init(self, rng, batch):
+        """Random params; with lm.init_from the loop starts from `initial_params` instead."""
         k_model, k_proj = jax.random.split(rng)
-        if self.pretrained is not None:
-            boxed = Decoder(self.cfg).init(k_model, batch["inputs"])["params"]
-            # Keep the logical-axis boxes, swap in the pretrained values.
-            params = jax.tree.map(lambda b, v: b.replace_boxed(v), boxed, self.pretrained,
-                                  is_leaf=lambda x: isinstance(x, nn.Partitioned))
-        else:
-            params = Decoder(self.cfg).init(k_model, batch["inputs"])["params"]
-        params = dict(params)
+        params = dict(Decoder(self.cfg).init(k_model, batch["inputs"])["params"])
         if self.codes is not None:
             table = nn.meta.unbox(params["embedding"])
-            n_real = min(self.persona_ids)
-            params["persona_proj"] = persona.init_projection(k_proj, self.codes, table, n_real)
+            params["persona_proj"] = persona.init_projection(k_proj, self.codes, table, min(self.persona_ids))
         return {"params": params}
+
+    def initial_params(self, rng, param_shardings):
+        """The lm.init_from checkpoint (persona rows added), each device reading only its own block
+        from the safetensors files, then placed with the train state's shardings (None: on the first
+        device); None without a checkpoint."""
+        if self.pretrained is None:
+            return None
+        folder, cfg, extend = self.pretrained
+        mesh = jax.tree.leaves(param_shardings)[0].mesh if param_shardings is not None else None
+        _, params = hf.load_params(folder, cfg, mesh=mesh)
+        if extend is not None:
+            n_real, new_v = extend
+            _, params = persona.extend_vocab(cfg, params, self.persona_ids, n_real, new_v,
+                                             jax.random.key(int(self.config.seed) + 1))
+        params = dict(params)
+        if self.codes is not None:
+            _, k_proj = jax.random.split(rng)
+            params["persona_proj"] = persona.init_projection(k_proj, self.codes, params["embedding"],
+                                                             min(self.persona_ids))
+        return params if param_shardings is None else jax.device_put(params, param_shardings)
 
     def _lm_params(self, params):
         if "persona_proj" not in params:

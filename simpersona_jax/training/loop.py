@@ -13,8 +13,8 @@ import jax
 import numpy as np
 
 from simpersona_jax.training import checkpoint as ckpt
+from simpersona_jax.training import host, optim
 from simpersona_jax.training import mesh as mesh_lib
-from simpersona_jax.training import optim
 from simpersona_jax.training import progress as progress_lib
 from simpersona_jax.training import state as state_lib
 from simpersona_jax.training import step as step_lib
@@ -42,10 +42,13 @@ def _hook(task, name, default):
 
 
 def global_batch(local: dict, sharding, global_batch_size: int) -> dict:
-    """This process's slice -> global jax.Arrays sharded along the batch dimension."""
+    """This process's slice -> global jax.Arrays sharded along the batch dimension.
+
+    Host arrays are first made 64-byte aligned (host.device_ready) so a CPU device adopts them
+    without its slow copy."""
     out = {}
     for k, v in local.items():
-        v = np.asarray(v)
+        v = host.device_ready(v)
         out[k] = jax.make_array_from_process_local_data(
             sharding, v, (global_batch_size,) + v.shape[1:]
         )

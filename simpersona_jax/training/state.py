@@ -60,10 +60,25 @@ def state_shardings(boxed: dict, tx: optax.GradientTransformation, mesh: Mesh, r
 def create_state(
     task, tx: optax.GradientTransformation, shardings: TrainState, rng, sample
 ) -> TrainState:
-    """Run Task.init + tx.init under jit with out_shardings = the planned shardings."""
+    """Run Task.init + tx.init under jit with out_shardings = the planned shardings.
 
-    def init(rng, sample):
+    A task whose optional `initial_params(rng, param_shardings)` returns params (e.g. a pretrained
+    checkpoint read straight into those shardings) starts from them: they enter the jitted init
+    as (donated) arguments, not as constants, and replace Task.init's params (whose computation
+    XLA drops).
+    """
+    load = getattr(task, "initial_params", None)
+    loaded = load(rng, shardings.params) if load is not None else None
+
+    def init(rng, sample, loaded):
         params, extra = _split(nn.meta.unbox(task.init(rng, sample)))
+        if loaded is not None:
+            if jax.tree.structure(loaded) != jax.tree.structure(params):
+                raise ValueError(
+                    f"{type(task).__name__}.initial_params returned a tree that differs from "
+                    f"Task.init's params:\n{jax.tree.structure(loaded)}\nvs\n{jax.tree.structure(params)}"
+                )
+            params = loaded
         return TrainState(
             step=jnp.zeros((), jnp.int32), params=params, extra=extra, opt_state=tx.init(params)
         )
@@ -71,4 +86,4 @@ def create_state(
     rep = mesh_lib.replicated(jax.tree.leaves(shardings)[0].mesh)
     # Every process holds the same sample; a replicated global array is built from local copies.
     sample = jax.tree.map(lambda x: jax.make_array_from_process_local_data(rep, x), dict(sample))
-    return jax.jit(init, out_shardings=shardings)(rng, sample)
+    return jax.jit(init, out_shardings=shardings, donate_argnums=2)(rng, sample, loaded)

@@ -62,6 +62,11 @@ class OptionalTaskHooks:
         float arrays broadcastable to the leaf (0 freezes those elements, e.g. embedding rows)."""
         return None
 
+    def initial_params(self, rng: jax.Array, param_shardings: PyTree) -> PyTree | None:
+        """None (start from `init`'s params) or the starting params (unboxed, like init's), placed
+        with `param_shardings`, e.g. a pretrained checkpoint read block by block per device."""
+        return None
+
     def make_optimizer(self, optimizer_config) -> optax.GradientTransformation | None:
         """Return an optax transformation to replace the loop's default (config.optimizer)."""
         return None

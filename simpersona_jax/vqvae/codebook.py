@@ -19,18 +19,39 @@ def l2_normalize(x, axis=-1, eps=1e-6):
     return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=axis, keepdims=True), eps * eps))
 
 
-def distances(z_BxD, embed_KxD, cosine: bool):
-    """Squared L2 distances [B, K] (cosine: 2 - 2 cos, i.e. L2 between unit vectors)."""
-    if cosine:
-        return 2.0 - 2.0 * (l2_normalize(z_BxD) @ l2_normalize(embed_KxD).T)
-    zz = jnp.sum(z_BxD * z_BxD, axis=-1, keepdims=True)
-    ee = jnp.sum(embed_KxD * embed_KxD, axis=-1)
-    return jnp.maximum(zz - 2.0 * (z_BxD @ embed_KxD.T) + ee[None, :], 0.0)
+def code_scores(z_BxD, embed_KxD):
+    """||e_k||^2 - 2 z.e_k [B, K]: the squared L2 distance less ||z||^2, which does not change
+    which code is nearest, so the nearest-code search never computes it."""
+    ee_K = jnp.sum(embed_KxD * embed_KxD, axis=-1)
+    return ee_K[None, :] - 2.0 * (z_BxD @ embed_KxD.T)
+
+
+def first_argmin(d_BxK):
+    """(index of the row minimum, lowest index on ties, int32 [B]; the minimum [B]).
+
+    Same answer as jnp.argmin, written as two plain min-reductions: XLA:CPU emits argmin's
+    (value, index) pair reduction as scalar code, which made it several times slower than the
+    distance matmul it follows; these two vectorise. A row holding NaN gets the last index."""
+    k = d_BxK.shape[-1]
+    m_B1 = jnp.min(d_BxK, axis=-1, keepdims=True)
+    iota_K = jnp.arange(k, dtype=jnp.float32)  # exact up to 2^24 codes
+    idx = jnp.min(jnp.where(d_BxK == m_B1, iota_K, float(k)), axis=-1)
+    return jnp.minimum(idx, k - 1).astype(jnp.int32), m_B1[:, 0]
 
 
 def nearest(z_BxD, embed_KxD, cosine: bool = False):
     """Index of the nearest code for each latent (ties -> lowest index), int32 [B]."""
-    return jnp.argmin(distances(z_BxD, embed_KxD, cosine), axis=-1).astype(jnp.int32)
+    if cosine:
+        z_BxD, embed_KxD = l2_normalize(z_BxD), l2_normalize(embed_KxD)
+    return first_argmin(code_scores(z_BxD, embed_KxD))[0]
+
+
+def nearest_with_distance(z_BxD, embed_KxD, cosine: bool = False):
+    """(nearest code int32 [B], its squared L2 distance [B]; cosine: between unit vectors)."""
+    if cosine:
+        z_BxD, embed_KxD = l2_normalize(z_BxD), l2_normalize(embed_KxD)
+    codes, best = first_argmin(code_scores(z_BxD, embed_KxD))
+    return codes, jnp.maximum(jnp.sum(z_BxD * z_BxD, axis=-1) + best, 0.0)
 
 
 def quantize(z_BxD, embed_KxD, cosine: bool = False):
@@ -54,9 +75,10 @@ def ema_update(state, z_BxD, codes_B, *, decay: float, eps: float = 1e-5, cosine
     """One EMA step (Laplace-smoothed counts, as in VQ-VAE-2 / sonnet's VectorQuantizerEMA)."""
     z = jax.lax.stop_gradient(l2_normalize(z_BxD) if cosine else z_BxD).astype(jnp.float32)
     k = state["embed"].shape[0]
-    onehot_BxK = jax.nn.one_hot(codes_B, k, dtype=jnp.float32)
-    counts_K = onehot_BxK.sum(0)
-    sums_KxD = onehot_BxK.T @ z
+    # Scatter-adds, not one_hot(codes).T @ z: on CPU the [B, K] one-hot matmul took 3.5 ms at
+    # B=4096 (5% of a training step), the scatter 0.06 ms.
+    counts_K = jax.ops.segment_sum(jnp.ones_like(codes_B, jnp.float32), codes_B, k)
+    sums_KxD = jax.ops.segment_sum(z, codes_B, k)
     cluster_size = decay * state["cluster_size"] + (1.0 - decay) * counts_K
     embed_sum = decay * state["embed_sum"] + (1.0 - decay) * sums_KxD
     n = cluster_size.sum()

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Iterable, Iterator
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from simpersona_jax.training import host
 from simpersona_jax.vqvae import codebook as cb_lib
 from simpersona_jax.vqvae.model import VQVAE
 
@@ -21,11 +21,7 @@ def make_assign_fn(model: VQVAE, *, cosine: bool, chunk: int):
 
     def one(params, embed, x_CxI):
         z = model.apply({"params": params}, x_CxI, method=VQVAE.encode)
-        if cosine:
-            z = cb_lib.l2_normalize(z)
-            embed = cb_lib.l2_normalize(embed)
-        d = cb_lib.distances(z, embed, cosine=False)
-        return jnp.argmin(d, -1).astype(jnp.int32), jnp.min(d, -1)
+        return cb_lib.nearest_with_distance(z, embed, cosine=cosine)
 
     @jax.jit
     def assign(params, embed, x_NxI):
@@ -46,11 +42,7 @@ def assign_batches(
     """
     pending = None
     for x in batches:
-        x = np.asarray(x, np.float32)
-        n = len(x)
-        pad = (-n) % chunk
-        if pad:
-            x = np.concatenate([x, np.zeros((pad, x.shape[1]), np.float32)])
+        x, n = host.padded_rows(x, chunk)  # aligned: a CPU device reads it in place
         out = assign_fn(params, embed, x)
         if pending is not None:
             yield tuple(np.asarray(a)[: pending[1]] for a in pending[0])

@@ -31,16 +31,34 @@ def info_nce(a_BxD, b_BxD, temperature: float, positives_BxB=None):
     a, b = l2_normalize(a_BxD), l2_normalize(b_BxD)
     logits = (a @ b.T) / temperature
     n = logits.shape[0]
-    pos = (
-        jnp.eye(n, dtype=bool) if positives_BxB is None else positives_BxB | jnp.eye(n, dtype=bool)
-    )
-    pos = pos.astype(jnp.float32)
+    if positives_BxB is None:  # one positive per anchor: the diagonal, no BxB mask needed
+        diag = jnp.diagonal(logits)
+        rows = jax.nn.logsumexp(logits, axis=-1) - diag
+        cols = jax.nn.logsumexp(logits, axis=0) - diag
+        return 0.5 * (jnp.mean(rows) + jnp.mean(cols))
+    pos = (positives_BxB | jnp.eye(n, dtype=bool)).astype(jnp.float32)
 
     def one_side(lg):
         logp = jax.nn.log_softmax(lg, axis=-1)
         return -jnp.mean(jnp.sum(pos * logp, axis=-1) / jnp.sum(pos, axis=-1))
 
     return 0.5 * (one_side(logits) + one_side(logits.T))
+
+
+def augment(rng, x_BxI, dropout: float, noise_std: float):
+    """A view of x: each entry zeroed with probability `dropout`, plus N(0, noise_std^2) noise.
+
+    Both come from ONE draw of random bits (the mask compares 32-bit integers with the dropout
+    threshold; the noise is the inverse normal CDF of a uniform, as jax.random.normal does):
+    on CPU each threefry call costs about 1 ms for a 512 x 403 batch, so two calls made the
+    augmentation a sixth of a training step."""
+    bits = jax.random.bits(rng, (2,) + x_BxI.shape, jnp.uint32)
+    threshold = min(round(dropout * 2**32), 2**32 - 1)
+    keep = bits[0] >= jnp.uint32(threshold)
+    mantissa = (bits[1] >> 9).astype(jnp.float32)  # 23 random bits, exact in float32
+    u = (mantissa + 0.5) * (2.0**-22) - 1.0  # uniform on (-1, 1), symmetric, never +-1
+    noise = 2.0**0.5 * jax.lax.erf_inv(u)
+    return jnp.where(keep, x_BxI, 0.0) + noise_std * noise
 
 
 def aux_cross_entropy(logits: dict, labels: dict):
@@ -55,5 +73,5 @@ def aux_cross_entropy(logits: dict, labels: dict):
 
 def perplexity(codes_B, k: int):
     """exp(entropy) of the batch's code usage (k = all codes used equally)."""
-    p = jax.nn.one_hot(codes_B, k, dtype=jnp.float32).mean(0)
+    p = jax.ops.segment_sum(jnp.ones_like(codes_B, jnp.float32), codes_B, k) / codes_B.shape[0]
     return jnp.exp(-jnp.sum(p * jnp.log(jnp.maximum(p, 1e-12))))

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simpersona_jax.training import OptionalTaskHooks
+from simpersona_jax.training import OptionalTaskHooks, host
 from simpersona_jax.vqvae import codebook as cb_lib
 from simpersona_jax.vqvae import encode as encode_lib
 from simpersona_jax.vqvae import losses
@@ -82,11 +82,11 @@ class _EpochBatches(grain.sources.RandomAccessDataSource):
             self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
             self._perm_epoch = epoch
         idx = self._perm[j * self.batch_size : (j + 1) * self.batch_size]
-        return {k: v[idx] for k, v in self.arrays.items()}
+        return {k: host.gather_rows(v, idx) for k, v in self.arrays.items()}
 
 
 def _select(batch: dict) -> dict:
-    return {k: np.asarray(batch[k], np.float32 if k == "x" else np.int32) for k in BATCH_KEYS}
+    return {k: host.device_ready(batch[k], np.float32 if k == "x" else np.int32) for k in BATCH_KEYS}
 
 
 class VQVAETask(OptionalTaskHooks):
@@ -143,8 +143,16 @@ class VQVAETask(OptionalTaskHooks):
         )
 
     def make_loader(self, *, global_batch_size, seed, shard_index, shard_count):
+        """Batches are prepared ahead in background threads; Grain's default read-ahead (500
+        elements on 16 threads) would hold 500 whole batches (GBs at batch 4096) and compete
+        with the train step for the cores, so the read-ahead is a few batches (config.data)."""
         ds = self._train_dataset(global_batch_size, seed, shard_index, shard_count)
-        return iter(ds.to_iter_dataset())
+        dcfg = self.config.data
+        options = grain.ReadOptions(
+            num_threads=int(dcfg.get("loader_threads", 2)),
+            prefetch_buffer_size=int(dcfg.get("prefetch_batches", 4)),
+        )
+        return iter(ds.to_iter_dataset(options))
 
     def arrays(self, which: str) -> dict[str, np.ndarray]:
         """ "train" or "eval" buyers as stacked arrays (loaded once, kept)."""
@@ -200,7 +208,7 @@ class VQVAETask(OptionalTaskHooks):
         del step
         cb = extra["codebook"]
         x = batch["x"]
-        rng_aug, rng_noise, rng_revive = jax.random.split(rng, 3)
+        rng_aug, rng_revive = jax.random.split(rng)
         z, zq_st, codes, zq = self.forward(params, cb, x)
         x_hat = self.model.apply({"params": params}, zq_st, method=VQVAE.decode)
         lc = self.lcfg
@@ -214,8 +222,7 @@ class VQVAETask(OptionalTaskHooks):
         metrics = {"recon": recon, "commit": commit}
         if lc.contrastive_weight > 0:
             m = min(x.shape[0], int(lc.contrastive_max_batch))
-            keep = jax.random.bernoulli(rng_aug, 1.0 - lc.aug_dropout, x[:m].shape)
-            x_view = x[:m] * keep + lc.aug_noise * jax.random.normal(rng_noise, x[:m].shape)
+            x_view = losses.augment(rng_aug, x[:m], float(lc.aug_dropout), float(lc.aug_noise))
             z_view = self.model.apply({"params": params}, x_view, method=VQVAE.encode)
             positives = None
             if lc.contrastive_positives == "labels":

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from simpersona_jax.lm import hf
+from simpersona_jax.lm import model as model_lib
 from simpersona_jax.lm.model import Decoder, init_cache
 
 from hf_testing import hf_config, make_hf_model
@@ -46,6 +47,18 @@ def test_rope_variants_match_transformers(tmp_path, token_batch, rope):
     assert np.abs(_logits(str(tmp_path), token_batch) - ref).max() <= 1e-4
 
 
+@pytest.mark.parametrize("unroll", [True, False])
+def test_blocked_causal_attention_matches_transformers(hf_models, unroll):
+    """t > CAUSAL_BLOCK (query blocks skip the keys above the diagonal), rolled and unrolled layers."""
+    assert 150 > model_lib.CAUSAL_BLOCK
+    folder, model = hf_models["llama"]
+    ids = np.random.RandomState(5).randint(3, 300, (2, 150)).astype(np.int32)
+    with torch.no_grad():
+        ref = model(torch.tensor(ids, dtype=torch.long)).logits.numpy()
+    got = _logits(folder, ids, cfg=hf.read_config(folder, unroll_layers=unroll))
+    assert np.abs(got - ref).max() <= 1e-4
+
+
 def test_packed_segments_equal_separate_sequences(hf_models):
     folder, _ = hf_models["qwen3"]
     cfg, params = hf.load_params(folder)
@@ -75,6 +88,25 @@ def test_cached_decoding_matches_full_forward(hf_models, token_batch):
         out, cache = step(params, jnp.asarray(token_batch[:, i:i + 1]), jnp.full((2, 1), i), cache, i)
         steps.append(out)
     np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+
+
+@pytest.mark.parametrize("unroll", [True, False])
+def test_last_only_prefill_matches_full_forward(hf_models, unroll):
+    """A prefill with last_only=True: last-position logits and every cached key/value are exact."""
+    folder, _ = hf_models["qwen3"]
+    cfg, params = hf.load_params(folder, hf.read_config(folder, unroll_layers=unroll))
+    model = Decoder(cfg)
+    ids = jnp.asarray(np.random.RandomState(6).randint(3, 300, (2, 100)).astype(np.int32))
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def prefill(last_only, p):
+        return model.apply({"params": p}, ids, cache=init_cache(cfg, 2, 104), write_index=0, last_only=last_only)
+
+    (full, cache_full), (last, cache_last) = prefill(False, params), prefill(True, params)
+    assert last.shape == (2, 1, cfg.vocab_size)
+    np.testing.assert_allclose(last[:, 0], full[:, -1], atol=1e-5)
+    for key in ("k", "v"):
+        np.testing.assert_array_equal(cache_last[key], cache_full[key])
 
 
 def test_bf16_compute_close_to_fp32(hf_models, token_batch):

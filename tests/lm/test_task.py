@@ -71,7 +71,7 @@ def test_stage1_sharded_trains_only_persona_rows(runs):
                     jax.tree.leaves({k: v for k, v in base.items() if k != "embedding"})):
         assert np.array_equal(np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32))
     # Persona rows did train; every other row (incl. padding rows) is bit-for-bit its initial value.
-    init = np.asarray(jax.device_get(task.pretrained["embedding"]))
+    init = np.asarray(jax.device_get(task.initial_params(jax.random.key(0), None)["embedding"]))
     assert np.abs(emb[ids] - init[ids]).max() > 1e-3
     others = np.setdiff1d(np.arange(emb.shape[0]), ids)
     assert np.array_equal(emb[others].view(np.uint32), init[others].view(np.uint32))

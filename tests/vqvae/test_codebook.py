@@ -93,3 +93,18 @@ def test_kmeans_plus_plus_seeds_one_centre_per_blob():
 def test_kmeans_plus_plus_needs_enough_points():
     with pytest.raises(ValueError, match="at least k=8"):
         cb.kmeans_plus_plus(jax.random.key(0), jnp.zeros((4, 2)), 8)
+
+
+def test_first_argmin_is_argmin_with_ties_to_the_lowest_index():
+    rng = np.random.default_rng(0)
+    d = rng.integers(0, 4, size=(64, 9)).astype(np.float32)  # many exact ties
+    idx, best = cb.first_argmin(jnp.asarray(d))
+    np.testing.assert_array_equal(np.asarray(idx), np.argmin(d, axis=1))
+    np.testing.assert_array_equal(np.asarray(best), d.min(1))
+    z = jnp.asarray(rng.normal(size=(50, 3)), jnp.float32)
+    embed = jnp.asarray(rng.normal(size=(7, 3)), jnp.float32)
+    brute = ((np.asarray(z)[:, None] - np.asarray(embed)[None]) ** 2).sum(-1)
+    codes, dist = cb.nearest_with_distance(z, embed)
+    np.testing.assert_array_equal(np.asarray(codes), brute.argmin(1))
+    np.testing.assert_allclose(np.asarray(dist), brute.min(1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(cb.nearest(z, embed)), brute.argmin(1))

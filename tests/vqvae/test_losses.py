@@ -55,3 +55,28 @@ def test_aux_cross_entropy_and_accuracy():
 def test_perplexity_counts_effective_codes():
     np.testing.assert_allclose(losses.perplexity(jnp.arange(8) % 4, 16), 4.0, rtol=1e-6)
     np.testing.assert_allclose(losses.perplexity(jnp.zeros(8, jnp.int32), 16), 1.0, rtol=1e-6)
+
+
+def test_info_nce_views_matches_the_masked_form():
+    """The one-positive (diagonal) path equals the general masked form with no extra positives."""
+    rng = np.random.default_rng(1)
+    a = jnp.asarray(rng.normal(size=(12, 6)), jnp.float32)
+    b = jnp.asarray(rng.normal(size=(12, 6)), jnp.float32)
+    none = jnp.zeros((12, 12), bool)
+    np.testing.assert_allclose(
+        losses.info_nce(a, b, 0.2), losses.info_nce(a, b, 0.2, none), rtol=1e-5
+    )
+
+
+def test_augment_drops_and_adds_gaussian_noise_at_the_configured_rates():
+    x = jnp.ones((400, 250))
+    view = np.asarray(losses.augment(jax.random.key(3), x, 0.1, 0.05))
+    dropped = np.abs(view) < 0.5  # kept entries stay near 1, dropped ones near 0
+    assert abs(dropped.mean() - 0.1) < 0.005
+    noise = np.where(dropped, view, view - 1.0)
+    assert abs(noise.mean()) < 0.001 and abs(noise.std() - 0.05) < 0.001
+    # Gaussian tails: about 4.55% of draws beyond 2 sigma (a uniform would have none).
+    assert abs((np.abs(noise) > 0.1).mean() - 0.0455) < 0.004
+    np.testing.assert_array_equal(view, losses.augment(jax.random.key(3), x, 0.1, 0.05))
+    assert not np.array_equal(view, losses.augment(jax.random.key(4), x, 0.1, 0.05))
+    np.testing.assert_array_equal(losses.augment(jax.random.key(3), x, 0.0, 0.0), x)
