@@ -81,4 +81,5 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval.chunk = 1024
   c.eval.incoherence_tol = 0.1       # a cluster mixes a label when its minority share > 10%
   c.eval.kmeans_baseline = True
+  c.eval.kmeans_fit_size = 262144    # k-means fitted on at most this many training buyers
   return c

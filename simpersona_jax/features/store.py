@@ -40,6 +40,17 @@ def read_meta(buyers_dir: str) -> pl.DataFrame:
     return pl.read_parquet(os.path.join(buyers_dir, "meta.parquet"))
 
 
+def split_meta(buyers_dir: str, split: str, columns: list[str]) -> pl.DataFrame:
+    """`columns` of a split's rows of meta.parquet ("train", "heldout" or "all"), in file (row)
+    order; only those columns are read (buyer ids and store names cost more than labels)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    meta = pl.scan_parquet(os.path.join(buyers_dir, "meta.parquet"))
+    if split != "all":
+        meta = meta.filter(pl.col("split") == split)
+    return meta.select(columns).collect()
+
+
 def read_stats(buyers_dir: str) -> dict:
     with open(os.path.join(buyers_dir, "stats.json")) as f:
         return json.load(f)
@@ -47,12 +58,7 @@ def read_stats(buyers_dir: str) -> dict:
 
 def split_rows(buyers_dir: str, split: str) -> np.ndarray:
     """Sorted row indices of a split ("train", "heldout" or "all")."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    meta = read_meta(buyers_dir)
-    if split != "all":
-        meta = meta.filter(pl.col("split") == split)
-    return meta["row"].to_numpy().astype(np.int64)
+    return split_meta(buyers_dir, split, ["row"])["row"].to_numpy().astype(np.int64)
 
 
 class BuyerSource:
@@ -66,9 +72,9 @@ class BuyerSource:
     def __init__(self, buyers_dir: str, split: str = "train", in_memory_bytes: int = 2 << 30):
         self.buyers_dir = buyers_dir
         self.split = split
-        self._rows = split_rows(buyers_dir, split)
-        meta = read_meta(buyers_dir)
-        self._labels = {k: meta[k].to_numpy().astype(np.int32)[self._rows] for k in LABELS}
+        meta = split_meta(buyers_dir, split, ["row", *LABELS])
+        self._rows = meta["row"].to_numpy().astype(np.int64)
+        self._labels = {k: meta[k].to_numpy().astype(np.int32) for k in LABELS}
         self._matrix = open_matrix(os.path.join(buyers_dir, "vectors.zarr"))
         self.dim = int(self._matrix.shape[1])
         self._dense = None
@@ -85,6 +91,14 @@ class BuyerSource:
         order = np.argsort(rows)
         out = np.empty((len(rows), self.dim), np.float32)
         out[order] = self._matrix[ts.d[0].translate_to[0]][rows[order]].read().result()
+        return out
+
+    def take(self, idx) -> dict[str, np.ndarray]:
+        """Buyers at positions `idx` of the split as stacked arrays (x [n, 403], labels, row)."""
+        idx = np.asarray(idx, np.int64)
+        out = {k: v[idx] for k, v in self._labels.items()}
+        out["x"] = self._read(idx)
+        out["row"] = self._rows[idx]
         return out
 
     def __getitem__(self, i) -> dict:
@@ -107,12 +121,23 @@ class BuyerSource:
 
 
 def load_arrays(buyers_dir: str, split: str = "all") -> dict[str, np.ndarray]:
-    """The whole split as stacked numpy arrays (x [N, 403], labels [N], row [N])."""
+    """The whole split as stacked numpy arrays (x [N, 403], labels [N], row [N]).
+    At scale prefer iter_batches / sample_positions: this holds N x 403 floats."""
     src = BuyerSource(buyers_dir, split, in_memory_bytes=0)
-    out = dict(src._labels)
-    out["x"] = src._read(np.arange(len(src)))
-    out["row"] = src._rows
-    return out
+    return src.take(np.arange(len(src)))
+
+
+def iter_batches(source, batch_size: int):
+    """Consecutive batches (dicts of stacked arrays) of anything with len() and take(positions),
+    e.g. a BuyerSource opened with in_memory_bytes=0: only one batch of x is read at a time."""
+    for start in range(0, len(source), batch_size):
+        yield source.take(np.arange(start, min(start + batch_size, len(source))))
+
+
+def sample_positions(n: int, m: int, seed: int) -> np.ndarray:
+    """Sorted positions of min(m, n) of n buyers drawn without replacement (all n, in order,
+    when m >= n); sorted so that reading them from the matrix is one ordered pass."""
+    return np.sort(np.random.default_rng(seed).choice(n, min(m, n), replace=False))
 
 
 def make_dataset(buyers_dir: str, split: str, global_batch_size: int, *, seed: int,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from simpersona_jax.vqvae.metrics import BINARY_LABELS, QualityAccumulator
+
 STRATA = "ABCDE"
 
 
@@ -29,27 +31,24 @@ def p_store_wide(long: pl.DataFrame) -> pl.DataFrame:
     return n.join(wide, on="store_id").sort("store_id")
 
 
-def code_table(
-    codes: np.ndarray, arrays: dict[str, np.ndarray], scalar_names: list[str], k: int
-) -> pl.DataFrame:
-    """One row per used code: size, share, strata mix, label rates, mean standardised scalars."""
-    codes = np.asarray(codes)
-    size = np.bincount(codes, minlength=k)
+def code_table(sums: QualityAccumulator, scalar_names: list[str]) -> pl.DataFrame:
+    """One row per used code: size, share, strata mix, label rates, mean standardised scalars,
+    from the per-code sums and counts of a streamed pass (never the buyers themselves)."""
+    size = sums.sizes
     used = np.nonzero(size)[0]
     cols: dict[str, np.ndarray] = {
         "code": used.astype(np.int32),
         "size": size[used],
-        "share": size[used] / len(codes),
+        "share": size[used] / size.sum(),
     }
+    strata = sums.label_table("stratum", len(STRATA))
     for s, name in enumerate(STRATA):
-        cols[f"stratum_{name}"] = (
-            np.bincount(codes, weights=arrays["stratum"] == s, minlength=k)[used] / size[used]
-        )
-    for label in ("purchase_hi", "explore_hi", "engage_hi"):
-        cols[label] = np.bincount(codes, weights=arrays[label], minlength=k)[used] / size[used]
-    x = arrays["x"]
+        cols[f"stratum_{name}"] = strata[used, s] / size[used]
+    for label in BINARY_LABELS:
+        cols[label] = sums.label_table(label, 2)[used, 1] / size[used]
+    means = sums.means()[used]
     for j, name in enumerate(scalar_names):
-        cols[name] = np.bincount(codes, weights=x[:, j], minlength=k)[used] / size[used]
+        cols[name] = means[:, j]
     return pl.DataFrame(cols).sort("size", descending=True)
 
 
@@ -63,7 +62,7 @@ def describe(
     for row in table.head(top or len(table)).iter_rows(named=True):
         strata = " ".join(f"{s} {row[f'stratum_{s}']:.0%}" for s in STRATA)
         labels = " ".join(
-            f"{k.split('_')[0]} {row[k]:.0%}" for k in ("purchase_hi", "explore_hi", "engage_hi")
+            f"{k.split('_')[0]} {row[k]:.0%}" for k in BINARY_LABELS
         )
         traits = sorted(scalar_names, key=lambda n: -abs(row[n]))[:n_traits]
         trait_s = ", ".join(f"{n} {row[n]:+.1f}σ" for n in traits)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import collections
+import functools
 import json
+import operator
 import os
 
 import flax.linen as nn
@@ -11,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from simpersona_jax.features import store
 from simpersona_jax.training import OptionalTaskHooks, host
 from simpersona_jax.vqvae import codebook as cb_lib
 from simpersona_jax.vqvae import encode as encode_lib
@@ -85,6 +89,19 @@ class _EpochBatches(grain.sources.RandomAccessDataSource):
         return {k: host.gather_rows(v, idx) for k, v in self.arrays.items()}
 
 
+class _InMemory:
+    """A split given as arrays (load_arrays keys), with BuyerSource's len() and take()."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.arrays = arrays
+
+    def __len__(self) -> int:
+        return len(self.arrays["x"])
+
+    def take(self, idx) -> dict[str, np.ndarray]:
+        return {k: v[idx] for k, v in self.arrays.items()}
+
+
 def _select(batch: dict) -> dict:
     return {k: host.device_ready(batch[k], np.float32 if k == "x" else np.int32) for k in BATCH_KEYS}
 
@@ -113,6 +130,7 @@ class VQVAETask(OptionalTaskHooks):
         self.blocks = recon_blocks(self.mcfg, self.lcfg)
         self._arrays = arrays
         self._buyers_dir = None if arrays is not None else resolve_buyers_dir(config.data)
+        self._sources: dict[str, store.BuyerSource] = {}
 
     # ---- data -------------------------------------------------------------------------------
     def _train_dataset(self, global_batch_size, seed, shard_index, shard_count):
@@ -120,11 +138,9 @@ class VQVAETask(OptionalTaskHooks):
         Large splits: the streaming per-buyer Grain pipeline of features/store.py."""
         local = global_batch_size // shard_count
         if self._buyers_dir is not None and not self._fits_in_memory():
-            from simpersona_jax.features import store
-
             ds = store.make_dataset(
                 self._buyers_dir,
-                self.config.data.get("train_split", "train"),
+                self._split_name("train"),
                 global_batch_size,
                 seed=seed,
                 shard_index=shard_index,
@@ -135,9 +151,7 @@ class VQVAETask(OptionalTaskHooks):
         return grain.MapDataset.source(_EpochBatches(mine, local, seed))
 
     def _fits_in_memory(self) -> bool:
-        from simpersona_jax.features import store
-
-        rows = len(store.split_rows(self._buyers_dir, self.config.data.get("train_split", "train")))
+        rows = len(store.split_rows(self._buyers_dir, self._split_name("train")))
         return rows * int(self.mcfg.input_dim) * 4 <= int(
             self.config.data.get("in_memory_bytes", 2 << 30)
         )
@@ -159,24 +173,35 @@ class VQVAETask(OptionalTaskHooks):
         if self._arrays is None:
             self._arrays = {}
         if which not in self._arrays:
-            from simpersona_jax.features import store
-
-            split = self.config.data.get(
-                "train_split" if which == "train" else "eval_split",
-                "train" if which == "train" else "all",
-            )
-            self._arrays[which] = store.load_arrays(self._buyers_dir, split)
+            self._arrays[which] = store.load_arrays(self._buyers_dir, self._split_name(which))
         return self._arrays[which]
 
+    def _split_name(self, which: str) -> str:
+        if which == "train":
+            return self.config.data.get("train_split", "train")
+        return self.config.data.get("eval_split", "all")
+
+    def source(self, which: str):
+        """ "train" or "eval" buyers as len() + take(positions) -> arrays: the arrays in memory
+        when given (or already loaded for training), else a BuyerSource reading only the rows
+        asked for from disk."""
+        if self._buyers_dir is None or which in (self._arrays or {}):
+            return _InMemory(self.arrays(which))
+        if which not in self._sources:
+            self._sources[which] = store.BuyerSource(
+                self._buyers_dir, self._split_name(which), in_memory_bytes=0
+            )
+        return self._sources[which]
+
     def init_sample(self):
-        """A fixed random sample of training buyers (same on every process) for k-means++."""
-        train = self.arrays("train")
-        n = len(train["x"])
+        """A fixed random sample of training buyers (same on every process) for k-means++;
+        only the sampled rows are read."""
+        train = self.source("train")
+        n = len(train)
         m = min(int(self.config.data.get("init_sample_size", 4096)), n)
         if m < self.k:
             raise ValueError(f"{n} training buyers cannot initialise a codebook of {self.k} codes")
-        idx = np.sort(np.random.default_rng(int(self.config.seed)).choice(n, m, replace=False))
-        return _select({k: v[idx] for k, v in train.items()})
+        return _select(train.take(store.sample_positions(n, m, int(self.config.seed))))
 
     # ---- model ------------------------------------------------------------------------------
     def init(self, rng, batch):
@@ -257,10 +282,16 @@ class VQVAETask(OptionalTaskHooks):
         return total, (metrics, {"codebook": new_cb})
 
     # ---- assignment and evaluation ----------------------------------------------------------
-    def assign_fn(self):
+    @functools.cached_property
+    def _assign_fn(self):
         return encode_lib.make_assign_fn(
             self.model, cosine=self.cosine, chunk=int(self.config.eval.get("chunk", 1024))
         )
+
+    def assign_fn(self):
+        """The jitted batch -> (codes, distances) function, built once per task (so periodic
+        evals reuse its compilation)."""
+        return self._assign_fn
 
     def assign(self, params, extra, x):
         ecfg = self.config.eval
@@ -273,31 +304,70 @@ class VQVAETask(OptionalTaskHooks):
             chunk=int(ecfg.get("chunk", 1024)),
         )[0]
 
+    def eval_batches(self):
+        """The eval split in batches of config.eval.batch_size (one batch of x read at a time)."""
+        batch_size = int(self.config.eval.get("batch_size", 8192))
+        return store.iter_batches(self.source("eval"), batch_size)
+
+    def with_codes(self, params, extra, batches):
+        """Each batch with its VQ codes and distances added ("code", "distance"). One jitted
+        encoder pass; batch i+1 is read and dispatched before batch i is returned, so at most
+        two batches are held."""
+        held = collections.deque()
+
+        def xs():
+            for batch in batches:
+                held.append(batch)
+                yield batch["x"]
+
+        for codes, dist in encode_lib.assign_batches(
+            self.assign_fn(),
+            params,
+            extra["codebook"]["embed"],
+            xs(),
+            chunk=int(self.config.eval.get("chunk", 1024)),
+        ):
+            yield {**held.popleft(), "code": codes, "distance": dist}
+
+    def score(self, batches, methods) -> dict[str, metrics_lib.QualityAccumulator]:
+        """One pass over `batches`: per name of `methods` (name -> batch -> codes), the quality
+        accumulator of that method's codes."""
+        tol = float(self.config.eval.incoherence_tol)
+        accs = {n: metrics_lib.QualityAccumulator(self.k, incoherence_tol=tol) for n in methods}
+        for batch in batches:
+            for name, codes_of in methods.items():
+                accs[name].update(codes_of(batch), batch)
+        return accs
+
+    def baseline_methods(self) -> dict:
+        """{"minibatch_kmeans(K=..)": batch -> k-means codes} when config.eval.kmeans_baseline,
+        MiniBatchKMeans(K) fitted on a random sample of at most eval.kmeans_fit_size training
+        buyers (all of them when fewer; only the sampled rows are read), else {}."""
+        ecfg = self.config.eval
+        if not ecfg.get("kmeans_baseline", True):
+            return {}
+        train, seed = self.source("train"), int(self.config.seed)
+        idx = store.sample_positions(len(train), int(ecfg.get("kmeans_fit_size", 1 << 18)), seed)
+        km = metrics_lib.fit_kmeans(train.take(idx)["x"], self.k, seed=seed)
+        return {metrics_lib.kmeans_name(self.k): lambda b: metrics_lib.kmeans_codes(km, b["x"])}
+
     def evaluate(self, params, extra):
-        data = self.arrays("eval")
-        codes = self.assign(params, extra, data["x"])
-        return metrics_lib.quality(
-            codes, data, self.k, incoherence_tol=float(self.config.eval.incoherence_tol)
-        )
+        """Quality of the VQ-VAE codes on the eval split, streamed batch by batch."""
+        coded = self.with_codes(params, extra, self.eval_batches())
+        return self.score(coded, {"vqvae": operator.itemgetter("code")})["vqvae"].result()
 
     def report(self, params, extra, workdir, eval_metrics):
-        """Quality table of the VQ-VAE codes vs MiniBatchKMeans(K) on the same buyers."""
-        ecfg = self.config.eval
-        data, train = self.arrays("eval"), self.arrays("train")
-        ours = eval_metrics
-        rows = {"vqvae": ours}
-        if ecfg.get("kmeans_baseline", True):
-            km = metrics_lib.kmeans_baseline(
-                train["x"], data["x"], self.k, seed=int(self.config.seed)
-            )
-            rows[f"minibatch_kmeans(K={self.k})"] = metrics_lib.quality(
-                km, data, self.k, incoherence_tol=float(ecfg.incoherence_tol)
-            )
-        table = metrics_lib.format_table(
-            rows, title=f"buyer-type quality on {len(data['x'])} buyers (eval split), K={self.k}"
+        """Quality table of the VQ-VAE codes vs MiniBatchKMeans(K) on the same buyers (one more
+        streamed pass over the eval split, for the k-means codes)."""
+        rows = {"vqvae": eval_metrics}
+        baseline = self.baseline_methods()
+        if baseline:
+            accs = self.score(self.eval_batches(), baseline)
+            rows.update({name: acc.result() for name, acc in accs.items()})
+        n = len(self.source("eval"))
+        table = metrics_lib.quality_text(
+            rows, f"buyer-type quality on {n} buyers (eval split), K={self.k}", self.k
         )
-        if len(rows) > 1:
-            table += "\n" + metrics_lib.verdict(ours, rows[f"minibatch_kmeans(K={self.k})"])
         if workdir and jax.process_index() == 0:
             with open(os.path.join(workdir, "quality.json"), "w") as f:
                 json.dump(rows, f, indent=2)

@@ -93,3 +93,16 @@ def test_group_partitions_packs_whole_partitions_up_to_the_unit(tmp_path):
         parts.append(str(d))
     units = group_partitions(parts, rows_per_unit=8)
     assert units == [parts[:2], parts[2:3], parts[3:]]  # 7 | 10 (alone, over the unit) | 2
+
+
+def test_batches_and_samples_read_only_their_rows(buyers_dir):
+    arrays = store.load_arrays(buyers_dir, "train")
+    src = store.BuyerSource(buyers_dir, "train", in_memory_bytes=0)
+    batches = list(store.iter_batches(src, 50))
+    assert [len(b["x"]) for b in batches[:-1]] == [50] * (len(batches) - 1)
+    for key, v in arrays.items():
+        np.testing.assert_array_equal(np.concatenate([b[key] for b in batches]), v)
+    idx = store.sample_positions(len(src), 37, seed=4)
+    assert len(np.unique(idx)) == 37 and (np.diff(idx) > 0).all()
+    np.testing.assert_array_equal(src.take(idx)["x"], arrays["x"][idx])
+    np.testing.assert_array_equal(store.sample_positions(len(src), 10**9, 4), np.arange(len(src)))

@@ -1,5 +1,6 @@
 """The train and assign entry points on a small synthetic store set, end to end."""
 
+import json
 import os
 import subprocess
 import sys
@@ -97,3 +98,81 @@ def test_train_then_assign_cli(data_dir, tmp_path):
     assignment.run(cfg, workdir, out2)
     again = pl.read_parquet(os.path.join(out2, "codes.parquet"))
     assert again["code"].to_list() == codes["code"].to_list()
+
+
+def _old_code_table(codes, arrays, scalar_names, k):
+    """summary.code_table's definition on whole arrays, before streaming: the reference."""
+    size = np.bincount(codes, minlength=k)
+    used = np.nonzero(size)[0]
+    cols = {"code": used.astype(np.int32), "size": size[used], "share": size[used] / len(codes)}
+    for s, name in enumerate("ABCDE"):
+        w = arrays["stratum"] == s
+        cols[f"stratum_{name}"] = np.bincount(codes, weights=w, minlength=k)[used] / size[used]
+    for label in ("purchase_hi", "explore_hi", "engage_hi"):
+        w = arrays[label]
+        cols[label] = np.bincount(codes, weights=w, minlength=k)[used] / size[used]
+    for j, name in enumerate(scalar_names):
+        w = arrays["x"][:, j]
+        cols[name] = np.bincount(codes, weights=w, minlength=k)[used] / size[used]
+    return pl.DataFrame(cols).sort("size", descending=True)
+
+
+def _close(got, want):
+    assert set(got) == set(want)
+    for key, v in want.items():
+        np.testing.assert_allclose(got[key], v, rtol=1e-9, err_msg=key)
+
+
+def test_assign_evaluate_report_never_load_a_whole_split(data_dir, tmp_path, monkeypatch):
+    """With every whole-split loader raising, assignment, evaluate, report and init_sample
+    stream small batches and give what the in-memory definitions give on whole arrays."""
+    from simpersona_jax.features import store
+    from simpersona_jax.training import train
+    from simpersona_jax.training.loop import load_trained
+    from simpersona_jax.vqvae import assignment, metrics
+    from simpersona_jax.vqvae.task import VQVAETask
+
+    cfg = small_config(data_dir)
+    cfg.eval_every_steps = 0
+    workdir = str(tmp_path / "run")
+    train(cfg, workdir, VQVAETask(cfg))
+    buyers_dir = os.path.join(data_dir, "buyers")
+    whole = store.load_arrays(buyers_dir, "all")
+    train_x = store.load_arrays(buyers_dir, "train")["x"]
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a whole split was loaded")
+
+    monkeypatch.setattr(store, "load_arrays", boom)
+    monkeypatch.setattr(VQVAETask, "arrays", boom)
+    cfg.eval.batch_size, cfg.eval.chunk = 48, 32  # 7 batches, each padded to 64
+    cfg.eval.kmeans_baseline = True
+    cfg.eval.kmeans_fit_size = 100  # a sample of the training buyers
+    task = VQVAETask(cfg)
+    state, _ = load_trained(cfg, workdir, task)
+    out = str(tmp_path / "assign")
+    report = assignment.run(cfg, workdir, out)
+
+    k, name = task.k, metrics.kmeans_name(task.k)
+    codes = task.assign(state.params, state.extra, whole["x"]).astype(np.int64)
+    fit = train_x[store.sample_positions(len(train_x), 100, int(cfg.seed))]
+    km = metrics.kmeans_baseline(fit, whole["x"], k, seed=int(cfg.seed))
+    got = pl.read_parquet(os.path.join(out, "codes.parquet"))
+    np.testing.assert_array_equal(got["code"].to_numpy(), codes)
+    with open(os.path.join(out, "quality.json")) as f:
+        quality = json.load(f)
+    _close(quality["vqvae"], metrics.quality(codes, whole, k))
+    _close(quality[name], metrics.quality(km, whole, k))
+    names = list(store.read_stats(buyers_dir)["scalar_names"])
+    table = pl.read_parquet(os.path.join(out, "codes_summary.parquet"))
+    want = _old_code_table(codes, whole, names, k)
+    assert table.columns == want.columns and table.dtypes == want.dtypes
+    np.testing.assert_allclose(table.to_numpy(), want.to_numpy(), rtol=1e-9, atol=1e-12)
+    assert f"{name}" in report and "VQ-VAE vs k-means: better on" in report
+
+    _close(task.evaluate(state.params, state.extra), metrics.quality(codes, whole, k))
+    text = task.report(state.params, state.extra, None, quality["vqvae"])
+    assert f"on {len(codes)} buyers (eval split)" in text and name in text
+    sample = task.init_sample()
+    idx = store.sample_positions(len(train_x), int(cfg.data.init_sample_size), int(cfg.seed))
+    np.testing.assert_array_equal(sample["x"], train_x[idx])
