@@ -10,7 +10,8 @@ Two streaming phases, bounded in memory by the partition size, not the input siz
     buyer ids with a salted hash when asked, cut sessions at inactivity where the source has none,
     sort, and write `events/store_id=<s>/bucket=<b>/part-0.parquet` for each store in it.
 A finished phase-1 leaves `_staging/_SUCCESS` and a finished partition its list of outputs in
-`_FINISHED`; finished partitions are skipped, so an interrupted run resumes where it stopped. The report (ingest_report.json) always satisfies
+`_FINISHED`; finished partitions are skipped, so an interrupted run resumes where it stopped
+(`_staging/` is removed once a run completes). The report (ingest_report.json) always satisfies
 read = kept + sum(quarantined), per run; `ingest()` raises if it would not.
 """
 
@@ -201,12 +202,15 @@ def auto_buckets(paths, rows_per_partition: int = 2_000_000) -> int:
 def ingest(paths, out_dir: str, *, source: str = "auto", store_id: str | None = None,
            mapping: Mapping | dict | None = None, buckets: int | str = "auto",
            session_gap_minutes: float = 30.0, pseudonymize_salt: str | None = None,
-           rows_per_partition: int = 2_000_000, workers: int | None = None, progress=None) -> dict:
+           rows_per_partition: int = 2_000_000, workers: int | None = None, keep_staging: bool = False,
+           progress=None) -> dict:
     """Runs both phases and writes `ingest_report.json`; returns the report.
 
     `buckets`: buyer-hash partitions (across stores), or "auto": about `rows_per_partition` rows a
     partition (phase 2 and the buyer step hold one partition per worker in memory at a time).
     `workers`: partitions finished at once (threads; default: the cores, at most 4).
+    `keep_staging`: keep `_staging/` after a complete run (it is a second copy of the input, there
+    only so that an interrupted run resumes; by default it is removed once the report is written).
     """
     if buckets == "auto":
         buckets = auto_buckets(paths, rows_per_partition)
@@ -236,4 +240,6 @@ def ingest(paths, out_dir: str, *, source: str = "auto", store_id: str | None = 
     with open(os.path.join(out_dir, "ingest_report.json"), "w") as f:
         json.dump(report, f, indent=1)
     shutil.rmtree(os.path.join(out_dir, "_tmp"), ignore_errors=True)
+    if not keep_staging:
+        shutil.rmtree(staging)
     return report

@@ -134,10 +134,34 @@ def test_compressed_globbed_and_headerless_inputs(tmp_path):
     assert (report["read"], report["kept"], report["sessions"]) == (2, 2, 1)
 
 
-def test_interrupted_run_resumes(tmp_path):
-    path = _rees(tmp_path, GOOD.format(i=5))
-    first = _run(tmp_path, path, buckets=2)
-    parts = sorted(str(p) for p in (tmp_path / "out" / "events").rglob("part-0.parquet"))
-    os.remove(parts[0])  # as if the run died before finishing this partition
-    again = _run(tmp_path, path, buckets=2)
-    assert again == first
+def test_interrupted_run_resumes(tmp_path, monkeypatch):
+    """A run that dies in phase 2 resumes from its staged partitions: phase 1 and the finished
+    partitions are not redone, and the result equals an uninterrupted run's."""
+    from simpersona_jax.data import ingest as ingest_lib
+
+    path = _rees(tmp_path, *[GOOD.format(i=i) for i in range(10)])
+    whole = ingest([path], str(tmp_path / "whole"), store_id="s", buckets=2, workers=1)
+    assert not (tmp_path / "whole" / "_staging").exists()  # removed after a complete run
+    finish, calls, die = ingest_lib.finish_partition, [], [True]
+
+    def dies_on_second(part_dir, *args, **kwargs):
+        calls.append(os.path.basename(part_dir))
+        if die[0] and len(calls) == 2:
+            raise RuntimeError("killed")
+        return finish(part_dir, *args, **kwargs)
+
+    monkeypatch.setattr(ingest_lib, "finish_partition", dies_on_second)
+    with pytest.raises(RuntimeError, match="killed"):
+        _run(tmp_path, path, buckets=2, workers=1)
+    assert (tmp_path / "out" / "_staging" / "_SUCCESS").exists()
+    done = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "events").rglob("part-0.parquet")}
+    assert len(done) == 1
+    monkeypatch.setattr(ingest_lib, "stage", lambda *a: pytest.fail("phase 1 ran again"))
+    calls.clear()
+    die[0] = False
+    again = _run(tmp_path, path, buckets=2, workers=1)
+    assert again == whole
+    assert whole["buyers"] == 10 and len(calls) == 2
+    assert all(p.stat().st_mtime_ns == t for p, t in done.items())  # not written again
+    finished = sorted(str(p) for p in (tmp_path / "out" / "events").rglob("part-0.parquet"))
+    assert len(finished) == len(calls) and not (tmp_path / "out" / "_staging").exists()
