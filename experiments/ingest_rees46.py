@@ -22,6 +22,7 @@ def get_config():
             workers=0,  # partitions processed at once (threads); 0 = the cores, at most 4
             session_gap_minutes=30.0,
             pseudonymize_salt="",  # non-empty: re-key buyer ids with a salted SHA-256
+            keep_staging=False,  # keep _staging/ (a copy of the input kept for resume) after a run
         ),
         buyers=dict(build=True, train_stores=()),  # () = every store is a training store
     ))

@@ -46,7 +46,7 @@ def main(argv):
                         session_gap_minutes=c.session_gap_minutes,
                         pseudonymize_salt=c.pseudonymize_salt or None,
                         rows_per_partition=c.rows_per_partition, workers=c.workers or None,
-                        progress=bar.update)
+                        keep_staging=c.get("keep_staging", False), progress=bar.update)
     print(format_report(report))
     if cfg.buyers.build:
         with tqdm(desc="buyers", unit="buyer") as bar:
