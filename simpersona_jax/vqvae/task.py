@@ -61,34 +61,6 @@ def resolve_buyers_dir(dcfg) -> str:
     return ensure_default(dcfg.dir)
 
 
-class _EpochBatches(grain.sources.RandomAccessDataSource):
-    """Element i = batch i of an endless sequence of epochs over in-memory rows; each epoch is a
-    fresh permutation seeded by (seed, epoch). Vectorised: one fancy-index per column per batch,
-    so a 512-buyer batch costs well under a millisecond of host time."""
-
-    EPOCHS = 1 << 20  # "endless": a million epochs
-
-    def __init__(self, arrays: dict[str, np.ndarray], batch_size: int, seed: int):
-        self.arrays = arrays
-        self.n = len(next(iter(arrays.values())))
-        if self.n < batch_size:
-            raise ValueError(f"{self.n} training buyers on this process < local batch {batch_size}")
-        self.batch_size, self.seed = batch_size, seed
-        self.per_epoch = self.n // batch_size  # the remainder of each epoch is dropped
-        self._perm_epoch, self._perm = -1, None
-
-    def __len__(self):
-        return self.per_epoch * self.EPOCHS
-
-    def __getitem__(self, i):
-        epoch, j = divmod(int(i), self.per_epoch)
-        if epoch != self._perm_epoch:
-            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
-            self._perm_epoch = epoch
-        idx = self._perm[j * self.batch_size : (j + 1) * self.batch_size]
-        return {k: host.gather_rows(v, idx) for k, v in self.arrays.items()}
-
-
 class _InMemory:
     """A split given as arrays (load_arrays keys), with BuyerSource's len() and take()."""
 
@@ -99,7 +71,8 @@ class _InMemory:
         return len(self.arrays["x"])
 
     def take(self, idx) -> dict[str, np.ndarray]:
-        return {k: v[idx] for k, v in self.arrays.items()}
+        """Rows `idx` of every array, gathered straight into aligned (device-ready) buffers."""
+        return {k: host.gather_rows(v, np.asarray(idx)) for k, v in self.arrays.items()}
 
 
 def _select(batch: dict) -> dict:
@@ -134,9 +107,9 @@ class VQVAETask(OptionalTaskHooks):
 
     # ---- data -------------------------------------------------------------------------------
     def _train_dataset(self, global_batch_size, seed, shard_index, shard_count):
-        """Small splits: shuffled batches gathered from memory (_EpochBatches).
-        Large splits: the streaming per-buyer Grain pipeline of features/store.py."""
-        local = global_batch_size // shard_count
+        """Shuffled per-host batches: gathered from memory when the split fits in
+        config.data.in_memory_bytes, else read from the zarr matrix a batch at a time with a pool
+        shuffle (store.make_dataset; config.data.shuffle_pool_rows)."""
         if self._buyers_dir is not None and not self._fits_in_memory():
             ds = store.make_dataset(
                 self._buyers_dir,
@@ -145,10 +118,18 @@ class VQVAETask(OptionalTaskHooks):
                 seed=seed,
                 shard_index=shard_index,
                 shard_count=shard_count,
+                pool_rows=int(self.config.data.get("shuffle_pool_rows", 32 * store.CHUNK_ROWS)),
+                in_memory_bytes=0,
             )
             return ds.map(_select)
-        mine = {k: v[shard_index::shard_count] for k, v in _select(self.arrays("train")).items()}
-        return grain.MapDataset.source(_EpochBatches(mine, local, seed))
+        train = _select(self.arrays("train"))  # only the batch keys, as training arrays
+        batches = store.ShuffledBatches(
+            _InMemory(train),
+            global_batch_size // shard_count,
+            seed=seed,
+            positions=store.host_positions(len(train["x"]), shard_index, shard_count),
+        )
+        return grain.MapDataset.source(batches)
 
     def _fits_in_memory(self) -> bool:
         rows = len(store.split_rows(self._buyers_dir, self._split_name("train")))

@@ -106,3 +106,45 @@ def test_batches_and_samples_read_only_their_rows(buyers_dir):
     assert len(np.unique(idx)) == 37 and (np.diff(idx) > 0).all()
     np.testing.assert_array_equal(src.take(idx)["x"], arrays["x"][idx])
     np.testing.assert_array_equal(store.sample_positions(len(src), 10**9, 4), np.arange(len(src)))
+
+
+def test_host_positions_are_contiguous_equal_shares():
+    parts = [store.host_positions(10, h, 3) for h in range(3)]
+    np.testing.assert_array_equal(np.concatenate(parts), np.arange(10))
+    assert sorted(len(p) for p in parts) == [3, 3, 4]
+    assert all((np.diff(p) == 1).all() for p in parts)
+
+
+def test_epoch_order_is_a_pool_shuffle_that_keeps_reads_local():
+    pool = 2 * store.CHUNK_ROWS
+    ragged = store.epoch_order(10 * store.CHUNK_ROWS + 100, seed=1, epoch=0, pool_rows=pool)
+    np.testing.assert_array_equal(np.sort(ragged), np.arange(len(ragged)))  # every position once
+    n = 10 * store.CHUNK_ROWS
+    order = store.epoch_order(n, seed=1, epoch=0, pool_rows=pool)
+    np.testing.assert_array_equal(np.sort(order), np.arange(n))
+    for start in range(0, n, pool):  # each pool's rows come from 2 blocks, shuffled
+        blocks = np.unique(order[start:start + pool] // store.CHUNK_ROWS)
+        assert len(blocks) == 2
+    assert not (np.diff(order[:pool]) == 1).all()
+    np.testing.assert_array_equal(order, store.epoch_order(n, 1, 0, pool))
+    assert not np.array_equal(order, store.epoch_order(n, 1, 1, pool))
+    np.testing.assert_array_equal(store.epoch_order(50, 1, 0, pool),
+                                  np.random.default_rng([1, 0]).permutation(50))
+
+
+def test_shuffled_batches_visit_every_position_once_per_epoch(buyers_dir):
+    src = store.BuyerSource(buyers_dir, "train", in_memory_bytes=0)
+    positions = store.host_positions(len(src), 1, 2)
+    once = store.ShuffledBatches(src, 7, seed=0, positions=positions, num_epochs=2,
+                                 drop_remainder=False, pool_rows=store.CHUNK_ROWS)
+    per_epoch = -(-len(positions) // 7)
+    assert len(once) == 2 * per_epoch
+    rows = [once[i]["row"] for i in range(per_epoch)]
+    np.testing.assert_array_equal(np.sort(np.concatenate(rows)), src.take(positions)["row"])
+    assert not np.array_equal(once[0]["row"], once[per_epoch]["row"])  # next epoch, new order
+    plain = store.ShuffledBatches(src, 7, seed=0, shuffle=False)
+    np.testing.assert_array_equal(plain[1]["x"], src.take(np.arange(7, 14))["x"])
+    with pytest.raises(IndexError, match="out of range"):
+        once[len(once)]
+    with pytest.raises(ValueError, match="< batch"):
+        store.ShuffledBatches(src, len(src) + 1, seed=0)
