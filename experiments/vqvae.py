@@ -34,6 +34,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.init_sample_size = 4096     # buyers encoded for the k-means++ codebook init
   c.data.loader_threads = 2          # background threads preparing batches
   c.data.prefetch_batches = 4        # batches prepared ahead of the train step
+  c.data.in_memory_bytes = 2 << 30   # a training split up to this size is held in memory
+  c.data.shuffle_pool_rows = 32768   # larger splits: read from zarr, shuffled in pools of this many rows
 
   c.model = ml_collections.ConfigDict()
   c.model.input_dim = 403
