@@ -216,13 +216,15 @@ def ingest(paths, out_dir: str, *, source: str = "auto", store_id: str | None = 
         buckets = auto_buckets(paths, rows_per_partition)
     if isinstance(mapping, dict):
         mapping = Mapping.from_config(mapping)
-    os.makedirs(os.path.join(out_dir, "quarantine"), exist_ok=True)
     staging = os.path.join(out_dir, "_staging")
     if not os.path.exists(os.path.join(staging, "_SUCCESS")):  # else resume after phase 1
+        for old in ("events", "quarantine"):  # a fresh run: no outputs of an earlier one survive
+            shutil.rmtree(os.path.join(out_dir, old), ignore_errors=True)
         read = functools.partial(load_events, paths, source=source, store_id=store_id,
                                  mapping=mapping, tmp_dir=os.path.join(out_dir, "_tmp"))
         _check_first_rows(read(n_rows=1000))
         stage(read(), staging, buckets)
+    os.makedirs(os.path.join(out_dir, "quarantine"), exist_ok=True)
     read = rows_read(staging)
     invalid = [os.path.join(p, f) for p in _staged_partitions(staging, True)
                for f in os.listdir(p)]

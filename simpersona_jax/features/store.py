@@ -64,9 +64,10 @@ def split_rows(buyers_dir: str, split: str) -> np.ndarray:
 class BuyerSource:
     """Random access to one split's buyers: `source[i]` -> dict of x [403] and int labels.
 
-    Implements Grain's RandomAccessDataSource protocol (`__len__`, `__getitem__`, `__getitems__`).
-    Holds the split in memory when it is smaller than `in_memory_bytes`, else reads rows from the
-    zarr array through tensorstore (sorted batch reads in `__getitems__`).
+    Implements Grain's RandomAccessDataSource protocol (`__len__`, `__getitem__`, `__getitems__`)
+    for per-buyer pipelines, and `take(positions)` for whole batches (ShuffledBatches, which the
+    training loaders use). Holds the split in memory when it is smaller than `in_memory_bytes`,
+    else reads rows from the zarr array through tensorstore (one sorted read per batch).
     """
 
     def __init__(self, buyers_dir: str, split: str = "train", in_memory_bytes: int = 2 << 30):
@@ -145,10 +146,12 @@ def sample_positions(n: int, m: int, seed: int) -> np.ndarray:
 
 
 def host_positions(n: int, shard_index: int, shard_count: int) -> np.ndarray:
-    """This host's positions of a split of n buyers: a contiguous range (shares differ by at most
-    one), so that each host reads its own chunks of the matrix and no chunk twice."""
-    bounds = np.linspace(0, n, shard_count + 1).round().astype(np.int64)
-    return np.arange(bounds[shard_index], bounds[shard_index + 1])
+    """This host's positions of a split of n buyers: the contiguous range
+    [i * n // count, (i + 1) * n // count) with n // count positions on every host (so all hosts
+    make the same number of batches; the last n % count buyers are left out), and each host
+    reads its own chunks of the matrix."""
+    share = n // shard_count
+    return np.arange(shard_index * share, (shard_index + 1) * share)
 
 
 def epoch_order(n: int, seed: int, epoch: int, pool_rows: int | None = None) -> np.ndarray:
@@ -192,7 +195,7 @@ class ShuffledBatches:
             raise ValueError(f"{n} buyers on this host < batch {batch_size}")
         self.epochs = self.ENDLESS if num_epochs is None else num_epochs
         self.shuffle, self.pool_rows = shuffle, pool_rows
-        self._order = (-1, None)  # (epoch, its order), replaced as one tuple (reader threads)
+        self._orders: dict[int, np.ndarray] = {}  # the last two epochs' orders (reader threads)
 
     def __len__(self) -> int:
         return self.per_epoch * self.epochs
@@ -201,11 +204,11 @@ class ShuffledBatches:
         if not 0 <= int(i) < len(self):
             raise IndexError(f"batch {i} out of range ({len(self)})")
         epoch, j = divmod(int(i), self.per_epoch)
-        cached, order = self._order
-        if cached != epoch:
+        order = self._orders.get(epoch)
+        if order is None:  # threads at an epoch boundary read two epochs: both stay cached
             n = len(self.positions)
             order = epoch_order(n, self.seed, epoch, self.pool_rows) if self.shuffle else np.arange(n)
-            self._order = (epoch, order)
+            self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1} | {epoch: order}
         return self.source.take(self.positions[order[j * self.batch_size:(j + 1) * self.batch_size]])
 
 

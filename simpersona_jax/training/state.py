@@ -78,6 +78,12 @@ def create_state(
                     f"{type(task).__name__}.initial_params returned a tree that differs from "
                     f"Task.init's params:\n{jax.tree.structure(loaded)}\nvs\n{jax.tree.structure(params)}"
                 )
+            for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(loaded), jax.tree.leaves(params)):
+                if a.shape != b.shape or a.dtype != b.dtype:
+                    raise ValueError(
+                        f"{type(task).__name__}.initial_params: {jax.tree_util.keystr(path)} is "
+                        f"{a.dtype}{list(a.shape)}, the model expects {b.dtype}{list(b.shape)}"
+                    )
             params = loaded
         return TrainState(
             step=jnp.zeros((), jnp.int32), params=params, extra=extra, opt_state=tx.init(params)

@@ -122,7 +122,7 @@ class VQVAETask(OptionalTaskHooks):
                 in_memory_bytes=0,
             )
             return ds.map(_select)
-        train = _select(self.arrays("train"))  # only the batch keys, as training arrays
+        train = _select(self.arrays("train"))  # no copy unless the arrays were passed in
         batches = store.ShuffledBatches(
             _InMemory(train),
             global_batch_size // shard_count,
@@ -150,11 +150,13 @@ class VQVAETask(OptionalTaskHooks):
         return iter(ds.to_iter_dataset(options))
 
     def arrays(self, which: str) -> dict[str, np.ndarray]:
-        """ "train" or "eval" buyers as stacked arrays (loaded once, kept)."""
+        """ "train" or "eval" buyers as stacked arrays (loaded once, kept). Loaded training
+        buyers keep only the batch keys, as device-ready arrays: one copy of the split in memory."""
         if self._arrays is None:
             self._arrays = {}
         if which not in self._arrays:
-            self._arrays[which] = store.load_arrays(self._buyers_dir, self._split_name(which))
+            loaded = store.load_arrays(self._buyers_dir, self._split_name(which))
+            self._arrays[which] = _select(loaded) if which == "train" else loaded
         return self._arrays[which]
 
     def _split_name(self, which: str) -> str:

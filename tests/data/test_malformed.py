@@ -139,7 +139,7 @@ def test_interrupted_run_resumes(tmp_path, monkeypatch):
     partitions are not redone, and the result equals an uninterrupted run's."""
     from simpersona_jax.data import ingest as ingest_lib
 
-    path = _rees(tmp_path, *[GOOD.format(i=i) for i in range(10)])
+    path = _rees(tmp_path, *[GOOD.format(i=i) for i in range(3, 10)])
     whole = ingest([path], str(tmp_path / "whole"), store_id="s", buckets=2, workers=1)
     assert not (tmp_path / "whole" / "_staging").exists()  # removed after a complete run
     finish, calls, die = ingest_lib.finish_partition, [], [True]
@@ -165,3 +165,12 @@ def test_interrupted_run_resumes(tmp_path, monkeypatch):
     assert all(p.stat().st_mtime_ns == t for p, t in done.items())  # not written again
     finished = sorted(str(p) for p in (tmp_path / "out" / "events").rglob("part-0.parquet"))
     assert len(finished) == len(calls) and not (tmp_path / "out" / "_staging").exists()
+
+def test_a_new_run_into_the_same_directory_leaves_nothing_of_the_old_one(tmp_path):
+    path = _rees(tmp_path, *[GOOD.format(i=i) for i in range(3, 10)], GOOD.format(i=4))
+    first = _run(tmp_path, path, buckets=4)
+    second = _run(tmp_path, path, buckets=1)
+    files = list((tmp_path / "out" / "events").rglob("*.parquet"))
+    assert [f.parent.name for f in files] == ["bucket=0"]
+    assert pl.read_parquet(files).height == second["kept"] == first["kept"] == 10
+    assert _quarantine(tmp_path).height == second["quarantined"] == 1  # the duplicate, once

@@ -109,9 +109,9 @@ def test_batches_and_samples_read_only_their_rows(buyers_dir):
 
 
 def test_host_positions_are_contiguous_equal_shares():
-    parts = [store.host_positions(10, h, 3) for h in range(3)]
-    np.testing.assert_array_equal(np.concatenate(parts), np.arange(10))
-    assert sorted(len(p) for p in parts) == [3, 3, 4]
+    parts = [store.host_positions(11, h, 3) for h in range(3)]
+    np.testing.assert_array_equal(np.concatenate(parts), np.arange(9))  # 2 left out
+    assert [len(p) for p in parts] == [3, 3, 3]
     assert all((np.diff(p) == 1).all() for p in parts)
 
 
