@@ -146,10 +146,9 @@ def sample_positions(n: int, m: int, seed: int) -> np.ndarray:
 
 
 def host_positions(n: int, shard_index: int, shard_count: int) -> np.ndarray:
-    """This host's positions of a split of n buyers: the contiguous range
-    [i * n // count, (i + 1) * n // count) with n // count positions on every host (so all hosts
-    make the same number of batches; the last n % count buyers are left out), and each host
-    reads its own chunks of the matrix."""
+    """This host's positions of a split of n buyers: the contiguous range [i * s, (i + 1) * s)
+    with s = n // count on every host (so all hosts make the same number of batches; the last
+    n % count buyers are left out); each host reads its own chunks of the matrix."""
     share = n // shard_count
     return np.arange(shard_index * share, (shard_index + 1) * share)
 
