@@ -183,7 +183,13 @@ class QualityAccumulator:
         known = truth >= 0  # buyers of unknown type (-1) count for no NMI/ARI
         self._count("true_type", codes[known], truth[known])
 
+    MAX_LABEL = 1 << 16  # count tables are K x (largest label + 1)
+
     def _count(self, name: str, codes: np.ndarray, labels: np.ndarray) -> None:
+        labels = np.asarray(labels)
+        if labels.size and not 0 <= labels.min() <= labels.max() < self.MAX_LABEL:
+            bad = labels[(labels < 0) | (labels >= self.MAX_LABEL)][0]
+            raise ValueError(f"label {name!r} has value {bad}: expected 0..{self.MAX_LABEL - 1}")
         self.tables[name] = add_counts(
             self.tables.get(name, np.zeros((self.k, 0), np.int64)), codes, labels
         )

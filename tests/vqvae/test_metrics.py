@@ -148,3 +148,10 @@ def test_contingency_metrics_match_sklearn_on_many_tables():
         np.testing.assert_allclose(
             metrics.ari_of(table), skm.adjusted_rand_score(truth, pred), rtol=1e-12
         )
+
+
+def test_a_label_out_of_range_is_named():
+    acc = metrics.QualityAccumulator(4)
+    batch = {"x": np.zeros((3, 2)), "stratum": np.array([0, -1, 2])}
+    with pytest.raises(ValueError, match="label 'stratum' has value -1"):
+        acc.update(np.array([0, 1, 2]), batch)
