@@ -105,6 +105,26 @@ def test_retailrocket_fixture(tmp_path):
     assert ev["quantity"].to_list() == [None, 1, 1, None]
 
 
+def test_retailrocket_items_get_their_category_paths(tmp_path):
+    """item_properties (weekly snapshots: the latest categoryid wins; other properties are
+    hashed and unused) and category_tree among the inputs give each item its path from the root."""
+    (tmp_path / "events.csv").write_text("timestamp,visitorid,event,itemid,transactionid\n"
+                                         "1433221332117,1,view,10,\n"
+                                         "1433221400000,1,view,11,\n"
+                                         "1433221500000,2,view,12,\n")
+    (tmp_path / "item_properties_part1.csv").write_text(
+        "timestamp,itemid,property,value\n"
+        "1435460400000,10,categoryid,7\n"
+        "1431226800000,10,categoryid,5\n"  # older snapshot: superseded
+        "1433041200000,10,790,n5400.000\n"
+        "1433041200000,11,categoryid,5\n")
+    (tmp_path / "category_tree.csv").write_text("categoryid,parentid\n7,5\n5,1\n1,\n")
+    report = ingest([str(tmp_path)], str(tmp_path / "out"), store_id="rr")
+    assert (report["read"], report["kept"]) == (3, 3)  # item tables are not events
+    cats = dict(_events(str(tmp_path / "out")).select("product_id", "category").iter_rows())
+    assert cats == {"10": "1.5.7", "11": "1.5", "12": None}
+
+
 def test_compressed_jsonl(shared_datasets, tmp_path):
     import gzip
 
@@ -113,3 +133,11 @@ def test_compressed_jsonl(shared_datasets, tmp_path):
         f.write(raw)
     report = ingest([str(tmp_path / "otto.jsonl.gz")], str(tmp_path / "out"), store_id="otto")
     assert (report["read"], report["kept"], report["buyers"]) == (862, 862, 20)
+
+
+def test_a_cycle_in_the_category_tree_is_a_clear_error(tmp_path):
+    from simpersona_jax.data.sources import items
+
+    (tmp_path / "category_tree.csv").write_text("categoryid,parentid\n1,2\n2,1\n3,\n")
+    with pytest.raises(ValueError, match="a cycle"):
+        items.category_paths([str(tmp_path / "category_tree.csv")])

@@ -19,7 +19,7 @@ import polars as pl
 import zstandard
 
 from simpersona_jax.data import schema
-from simpersona_jax.data.sources import builtin
+from simpersona_jax.data.sources import builtin, items
 from simpersona_jax.data.sources.mapping import BOOKKEEPING, Mapping, SchemaError, to_canonical
 
 __all__ = ["SchemaError", "Mapping", "expand_paths", "load_events", "read_file", "detect"]
@@ -76,7 +76,8 @@ def _header(path: str) -> tuple[list[str], str]:
 
 
 def detect(path: str, source: str = "auto") -> Mapping | str:
-    """The mapping for a file, or "diginetica_categories" for the item -> category table."""
+    """The mapping for a file, or the kind of an item table (items.KINDS, e.g.
+    "diginetica_categories") for a file that describes products, not events."""
     kind = _kind(path)
     if kind == "jsonl":
         return OTTO
@@ -84,8 +85,8 @@ def detect(path: str, source: str = "auto") -> Mapping | str:
         header = pl.read_parquet_schema(path).names()
     else:
         header, _ = _header(path)
-    if set(builtin.DIGINETICA_CATEGORIES_SIGNATURE) == set(header):
-        return "diginetica_categories"
+    if items.kind_of(header):
+        return items.kind_of(header)
     candidates = [m for m in builtin.MAPPINGS if source == "auto" or m.name.startswith(source)]
     for m in candidates:
         if set(m.signature) <= set(header):
@@ -193,19 +194,16 @@ def load_events(paths, source: str = "auto", store_id: str | None = None,
                 n_rows: int | None = None) -> pl.LazyFrame:
     """All inputs as one canonical LazyFrame (with bookkeeping columns, not yet validated)."""
     tmp_dir = tmp_dir or tempfile.mkdtemp(prefix="simpersona_ingest_")
-    frames, categories = [], []
+    frames, item_tables, trees = [], [], []
     for path in expand_paths(paths):
         m = mapping or detect(path, source)
-        if m == "diginetica_categories":
-            categories.append(pl.scan_csv(path, separator=";", infer_schema=False)
-                              .select(product_id=pl.col("itemId"), _cat=pl.col("categoryId")))
-            continue
-        frames.append(read_file(path, m, store_id, tmp_dir, n_rows))
+        if m == "retailrocket_category_tree":
+            trees.append(path)
+        elif isinstance(m, str):  # an item table (items.KINDS)
+            item_tables.append(items.item_categories(m, path, _header(path)[1]))
+        else:
+            frames.append(read_file(path, m, store_id, tmp_dir, n_rows))
     if not frames:
-        raise FileNotFoundError(f"no event files among {paths} (only category tables)")
-    events = pl.concat(frames, how="vertical")
-    if categories:
-        cats = pl.concat(categories).unique("product_id", keep="first")
-        events = (events.join(cats, on="product_id", how="left", maintain_order="left")
-                  .with_columns(category=pl.coalesce("category", "_cat")).drop("_cat"))
+        raise FileNotFoundError(f"no event files among {paths} (only item tables)")
+    events = items.attach(pl.concat(frames, how="vertical"), item_tables, trees)
     return events.select(*schema.COLUMNS, *BOOKKEEPING)

@@ -3,11 +3,12 @@
 - rees46: `event_time,event_type,product_id,category_id,category_code,brand,price,user_id,
   user_session`; view/cart/remove_from_cart/purchase; the source's sessions are kept.
 - retailrocket: `timestamp,visitorid,event,itemid,transactionid` (ms); view/addtocart/
-  transaction; no sessions in the source (cut at inactivity).
+  transaction; no sessions in the source (cut at inactivity); item_properties*.csv and
+  category_tree.csv among the inputs give the items their category paths (items.py).
 - diginetica views (`session_id;user_id;item_id;timeframe;eventdate`, or the original camelCase)
   and purchases (`sessionId;userId;timeframe;eventdate;ordernumber;itemId`): time is the date plus
   `timeframe` ms; anonymous (`NA`) users become one buyer per session; the item -> category file
-  (`itemId;categoryId`) is joined when given among the inputs.
+  (`itemId;categoryId`) is joined when given among the inputs (items.py).
 - otto: JSONL sessions `{"session", "events": [{"aid", "ts" (ms), "type"}]}` (otto.py); an OTTO
   session spans weeks, so it is the buyer and sessions are cut at inactivity.
 - canonical: any file with the canonical column names (Parquet or CSV).
@@ -67,7 +68,6 @@ DIGINETICA_VIEWS_ORIGINAL = _diginetica("diginetica_views", "sessionId", "userId
 DIGINETICA_PURCHASES = _diginetica("diginetica_purchases", "sessionId", "userId", "itemId",
                                    "checkout_completed", ("sessionId", "userId", "timeframe",
                                                           "ordernumber", "itemId"))
-DIGINETICA_CATEGORIES_SIGNATURE = ("itemId", "categoryId")
 
 CANONICAL = Mapping(
     name="canonical", signature=tuple(schema.REQUIRED),
