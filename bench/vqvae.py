@@ -101,7 +101,7 @@ class JaxImpl:
         # Host batches as the training loop receives them: from the task's own loader.
         loader = self.task.make_loader(global_batch_size=batch, seed=0, shard_index=0, shard_count=1)
         self.batches = [next(loader) for _ in range(4)]
-        self.assign_fn = self.task.assign_fn()
+        self.assign_fn = self.task.assign_fn
         self.chunk = int(cfg.eval.chunk)
 
     def train(self, n):

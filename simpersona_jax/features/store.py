@@ -110,16 +110,11 @@ class BuyerSource:
         i = int(i)
         if not 0 <= i < len(self):
             raise IndexError(f"buyer index {i} out of range for split {self.split!r} ({len(self)})")
-        out = {k: v[i] for k, v in self._labels.items()}
-        out["x"] = self._read(np.asarray([i]))[0]
-        out["row"] = self._rows[i]
-        return out
+        return self.__getitems__([i])[0]
 
     def __getitems__(self, indices) -> list[dict]:
-        idx = np.asarray(indices, np.int64)
-        x = self._read(idx)
-        return [{**{k: v[j] for k, v in self._labels.items()}, "x": x[n], "row": self._rows[j]}
-                for n, j in enumerate(idx)]
+        batch = self.take(indices)
+        return [{k: v[n] for k, v in batch.items()} for n in range(len(batch["x"]))]
 
     def __repr__(self) -> str:
         return f"BuyerSource({self.buyers_dir!r}, split={self.split!r}, n={len(self)})"

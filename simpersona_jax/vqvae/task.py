@@ -266,20 +266,17 @@ class VQVAETask(OptionalTaskHooks):
 
     # ---- assignment and evaluation ----------------------------------------------------------
     @functools.cached_property
-    def _assign_fn(self):
+    def assign_fn(self):
+        """The jitted batch -> (codes, distances) function, built once per task (so periodic
+        evals reuse its compilation)."""
         return encode_lib.make_assign_fn(
             self.model, cosine=self.cosine, chunk=int(self.config.eval.get("chunk", 1024))
         )
 
-    def assign_fn(self):
-        """The jitted batch -> (codes, distances) function, built once per task (so periodic
-        evals reuse its compilation)."""
-        return self._assign_fn
-
     def assign(self, params, extra, x):
         ecfg = self.config.eval
         return encode_lib.assign_array(
-            self.assign_fn(),
+            self.assign_fn,
             params,
             extra["codebook"]["embed"],
             x,
@@ -304,7 +301,7 @@ class VQVAETask(OptionalTaskHooks):
                 yield batch["x"]
 
         for codes, dist in encode_lib.assign_batches(
-            self.assign_fn(),
+            self.assign_fn,
             params,
             extra["codebook"]["embed"],
             xs(),

@@ -85,8 +85,9 @@ def detect(path: str, source: str = "auto") -> Mapping | str:
         header = pl.read_parquet_schema(path).names()
     else:
         header, _ = _header(path)
-    if items.kind_of(header):
-        return items.kind_of(header)
+    item_kind = items.kind_of(header)
+    if item_kind:
+        return item_kind
     candidates = [m for m in builtin.MAPPINGS if source == "auto" or m.name.startswith(source)]
     for m in candidates:
         if set(m.signature) <= set(header):
@@ -194,16 +195,14 @@ def load_events(paths, source: str = "auto", store_id: str | None = None,
                 n_rows: int | None = None) -> pl.LazyFrame:
     """All inputs as one canonical LazyFrame (with bookkeeping columns, not yet validated)."""
     tmp_dir = tmp_dir or tempfile.mkdtemp(prefix="simpersona_ingest_")
-    frames, item_tables, trees = [], [], []
+    frames, item_tables = [], []
     for path in expand_paths(paths):
         m = mapping or detect(path, source)
-        if m == "retailrocket_category_tree":
-            trees.append(path)
-        elif isinstance(m, str):  # an item table (items.KINDS)
-            item_tables.append(items.item_categories(m, path, _header(path)[1]))
+        if isinstance(m, str):  # an item table (items.KINDS)
+            item_tables.append((m, path, _header(path)[1]))
         else:
             frames.append(read_file(path, m, store_id, tmp_dir, n_rows))
     if not frames:
         raise FileNotFoundError(f"no event files among {paths} (only item tables)")
-    events = items.attach(pl.concat(frames, how="vertical"), item_tables, trees)
+    events = items.attach(pl.concat(frames, how="vertical"), item_tables)
     return events.select(*schema.COLUMNS, *BOOKKEEPING)

@@ -7,8 +7,8 @@
   root, `root.parent.leaf`, so that the content embedding sees every level (features/embed.py).
   RetailRocket's other property values are hashed, so they are not used.
 
-Each table becomes (product_id, _cat); `attach` joins them onto the events, filling only a
-category the event rows do not have.
+Each category table becomes (product_id, _cat); `attach` joins them onto the events, filling only
+a category the event rows do not have.
 """
 
 from __future__ import annotations
@@ -60,14 +60,18 @@ def category_paths(tree_paths: list[str]) -> pl.DataFrame:
                         schema={"_cat": pl.String, "_path": pl.String})
 
 
-def attach(events: pl.LazyFrame, tables: list[pl.LazyFrame], tree_paths: list[str]) -> pl.LazyFrame:
-    """events with `category` filled from the item tables where the events have none (one row
-    per item: the first table that names it wins), category ids mapped to their tree paths."""
-    if not tables:
+def attach(events: pl.LazyFrame, tables: list[tuple[str, str, str]]) -> pl.LazyFrame:
+    """events with `category` filled from the item tables (kind, path, separator) where the
+    events have none (one row per item: the first table that names it wins), category ids mapped
+    to their paths when category trees are among the tables."""
+    trees = [path for kind, path, _ in tables if kind == "retailrocket_category_tree"]
+    cat_tables = [item_categories(kind, path, sep) for kind, path, sep in tables
+                  if kind != "retailrocket_category_tree"]
+    if not cat_tables:
         return events
-    cats = pl.concat(tables).unique("product_id", keep="first", maintain_order=True)
-    if tree_paths:
-        cats = (cats.join(category_paths(tree_paths).lazy(), on="_cat", how="left")
+    cats = pl.concat(cat_tables).unique("product_id", keep="first", maintain_order=True)
+    if trees:
+        cats = (cats.join(category_paths(trees).lazy(), on="_cat", how="left")
                 .select("product_id", _cat=pl.coalesce("_path", "_cat")))
     return (events.join(cats, on="product_id", how="left", maintain_order="left")
             .with_columns(category=pl.coalesce("category", "_cat")).drop("_cat"))
