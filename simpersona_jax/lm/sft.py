@@ -57,6 +57,22 @@ def split_sessions(df: pl.DataFrame, eval_fraction: float, salt: str = "sft") ->
     return df.filter(pl.Series(~held)), df.filter(pl.Series(held))
 
 
+MIXED_GOAL = "goal_train"  # column written by mix_goals
+
+
+def mix_goals(df: pl.DataFrame, goal_field: str, neutral_fraction: float,
+              salt: str = "goal") -> pl.DataFrame:
+    """Adds MIXED_GOAL: `goal_field`, or goal_neutral for a `neutral_fraction` of the sessions
+    (chosen by a hash of the session, so a session keeps one goal for all its steps)."""
+    if not 0.0 <= neutral_fraction <= 1.0:
+        raise ValueError(f"data.neutral_fraction={neutral_fraction} must lie in [0, 1]")
+    keys = (df["store_id"] + "/" + df["buyer_id"] + "/" + df["session_id"]).to_list()
+    neutral = np.array([(zlib.crc32(f"{salt}:{k}".encode()) % 10_000) < neutral_fraction * 10_000
+                        for k in keys], bool)
+    return df.with_columns(pl.when(pl.Series(neutral)).then(pl.col("goal_neutral"))
+                           .otherwise(pl.col(goal_field)).alias(MIXED_GOAL))
+
+
 def encode_examples(tokenizer, rows: Sequence[dict], *, goal_field: str, max_len: int,
                     use_persona: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(ids, loss_on_ids)] per trace row; loss_on_ids marks action tokens (incl. newline, EOS)."""

@@ -9,7 +9,9 @@ One task serves the three runs (experiments/agent_{base,stage1,stage2}.py), chos
   learned projection of the VQ code vectors ("code_projection", codes from persona.codes_path).
 - train.mode: "all" trains every parameter; "persona_rows" trains only the persona rows (or the
   projection): every other parameter and every other row of the table stays bit-for-bit equal.
-- data.goal_field: "goal_neutral" (stage 1) or "goal_intent" (stage 2).
+- data.goal_field: "goal_neutral" (stage 1) or "goal_intent" (stage 2); data.neutral_fraction of
+  the training sessions (chosen by a hash of the session) use the neutral goal instead, so stage 2
+  keeps the persona-conditioned neutral-goal behaviour the simulator relies on.
 At the end `report` evaluates and exports `<workdir>/hf` (transformers-loadable, persona tokens
 in tokenizer and config.json), which the next stage imports.
 """
@@ -25,8 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import polars as pl
 
-from simpersona_jax.lm import hf, persona, sft
+from simpersona_jax.data import schema
+from simpersona_jax.lm import hf, persona, persona_eval, sft
 from simpersona_jax.lm import tokenizer as tok_lib
 from simpersona_jax.lm.config import LMConfig, pad_to_multiple
 from simpersona_jax.lm.model import Decoder
@@ -66,6 +70,7 @@ class SFTTask(OptionalTaskHooks):
             keep = df.select("store_id", "buyer_id", "session_id").unique(maintain_order=True).head(int(d.max_sessions))
             df = df.join(keep, on=["store_id", "buyer_id", "session_id"], how="semi")
         train_df, eval_df = sft.split_sessions(df, float(d.eval_fraction))
+        train_df = sft.mix_goals(train_df, d.goal_field, float(d.get("neutral_fraction", 0.0)))
         if train_df.height == 0:
             raise ValueError(f"{d.traces_dir}: no training rows after the held-out split")
         self.goal_field = d.goal_field
@@ -80,7 +85,8 @@ class SFTTask(OptionalTaskHooks):
             cfg = hf.read_config(lm.init_from, **dtype_over)
             n_real = len(self.tokenizer)
         else:
-            texts = (r["observation"] + "\n" + r["action"] + "\n" + (r[self.goal_field] or "") + "\n"
+            texts = (r["observation"] + "\n" + r["action"] + "\n" + (r["goal_neutral"] or "") + "\n"
+                     + (r["goal_intent"] or "") + "\n"
                      + "\n".join(r["history"] or []) for r in train_df.iter_rows(named=True))
             self.tokenizer = tok_lib.train_bpe(texts, vocab_size=int(lm.tokenizer_vocab_size))
             n_real = len(self.tokenizer)
@@ -119,8 +125,10 @@ class SFTTask(OptionalTaskHooks):
         pad_id = self.tokenizer.pad_token_id or 0
         enc = dict(goal_field=self.goal_field, max_len=seq_len, use_persona=self.use_persona)
         train_rows = list(train_df.iter_rows(named=True))
-        self.train_rows = sft.pack(sft.encode_examples(self.tokenizer, train_rows, **enc), seq_len, pad_id)
+        self.train_rows = sft.pack(sft.encode_examples(self.tokenizer, train_rows, **dict(
+            enc, goal_field=sft.MIXED_GOAL)), seq_len, pad_id)
         eval_rows = list(eval_df.iter_rows(named=True))[: int(d.get("max_eval_examples", 512))]
+        self.eval_trace_rows = eval_rows
         self.eval_personas = np.asarray([int(r["persona"]) for r in eval_rows], np.int64)
         eval_examples = sft.encode_examples(self.tokenizer, eval_rows, **enc)
         # One example per row: pad to the longest one (a multiple of 64), not to the packed length.
@@ -244,8 +252,21 @@ class SFTTask(OptionalTaskHooks):
         per = {k: v for k, v in acc.items() if k.startswith("action_acc/")}
         if per:
             lines.append("per persona: " + json.dumps(per))
+        check = persona_eval.evaluate(self, params, self.eval_trace_rows, self._strata())
+        with open(os.path.join(workdir, "persona_eval.json"), "w") as f:
+            json.dump(check, f, indent=1)
+        lines.append(persona_eval.format_report(check))
         lines.append(f"exported Hugging Face folder: {folder}")
         return "\n".join(lines)
+
+    def _strata(self) -> dict | None:
+        """{(store_id, buyer_id): stratum letter} from data.meta_path (buyers/meta.parquet)."""
+        path = self.config.data.get("meta_path", "")
+        if not path:
+            return None
+        meta = pl.read_parquet(path, columns=["store_id", "buyer_id", "stratum"])
+        letters = [schema.STRATA[int(k)] for k in meta["stratum"]]
+        return dict(zip(zip(meta["store_id"], meta["buyer_id"]), letters))
 
 
 # Frozen entries get an update of -0.0: p + (-0.0) == p bit for bit for every p (also -0.0),
