@@ -34,10 +34,13 @@ import polars as pl
 from scipy.stats import binomtest
 from tqdm import tqdm
 
+from simpersona_jax.data.schema import COLUMNS
+from simpersona_jax.features import store as buyer_store
 from simpersona_jax.replay import goals
 from simpersona_jax.rollout.driver import DriverConfig, EpisodeResult, EpisodeSpec, Policy, run
 from simpersona_jax.sim.score import agent_metrics
-from simpersona_jax.storefront.catalog import UNCATEGORIZED, StoreCatalog, read_catalogs
+from simpersona_jax.storefront.catalog import (UNCATEGORIZED, StoreCatalog, catalogs_from_events,
+                                               read_catalogs, write_catalogs)
 from simpersona_jax.storefront.eventlog import read_log
 from simpersona_jax.storefront.server import StorefrontServer
 
@@ -227,6 +230,37 @@ def run_goal_tasks(catalog_dir: str, stores: Sequence[str], policy: Policy, n_pe
     with open(os.path.join(out_dir, "goal_tasks.json"), "w") as f:
         json.dump(report, f, indent=1)
     return report
+
+
+def from_config(cfg) -> dict:
+    """run_goal_tasks from an experiments/goal_tasks.py config (the CLI's work)."""
+    stores = list(cfg.stores)
+    if not stores:
+        heldout = buyer_store.split_meta(os.path.join(cfg.data_dir, "buyers"), "heldout",
+                                         ["store_id"])
+        stores = sorted(heldout["store_id"].unique().to_list())
+    catalog_dir = cfg.catalog_dir or os.path.join(cfg.data_dir, "catalog")
+    if not os.path.isdir(catalog_dir):  # ingested real data: the catalog comes from its events
+        events = (pl.scan_parquet(os.path.join(cfg.data_dir, "events", "**", "*.parquet"),
+                                  hive_partitioning=True)
+                  .filter(pl.col("store_id").is_in(stores)).select(COLUMNS))
+        catalog_dir = os.path.join(cfg.out_dir, "catalog")
+        write_catalogs(catalogs_from_events(events), catalog_dir)
+    if cfg.policy == "solver":
+        from simpersona_jax.sim.goal_solver import GoalSolver
+
+        policy = GoalSolver()
+    elif cfg.policy == "lm":
+        from simpersona_jax.lm.policy import LMPolicy
+        from simpersona_jax.sim.policies import lm_policy
+
+        policy = lm_policy(LMPolicy(cfg.lm.folder, temperature=cfg.lm.temperature,
+                                    max_new_tokens=cfg.lm.max_new_tokens), seed=cfg.seed)
+    else:
+        raise ValueError(f"policy must be 'lm' or 'solver', got {cfg.policy!r}")
+    return run_goal_tasks(catalog_dir, stores, policy, cfg.n_per_kind, cfg.seed,
+                          DriverConfig(**cfg.driver.to_dict()), cfg.out_dir,
+                          server_mode=cfg.server_mode)
 
 
 def format_report(report: dict) -> str:
