@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 
 import polars as pl
@@ -92,13 +93,6 @@ def neutral_goal(store_id: str) -> str:
     return f"You are shopping at {store_id.replace('_', ' ').title()}. Browse as you normally would."
 
 
-def _nice_ceiling(x: float) -> int:
-    if x <= 0:
-        return 0
-    step = 10 ** max(0, int(math.log10(x)) - 1) * 5
-    return int(math.ceil(x / step) * step)
-
-
 def _count(n: int, one: str, many: str) -> str:
     return one if n == 1 else many.format(n=n)
 
@@ -107,14 +101,7 @@ def _common_category(paths: list[str]) -> str:
     """The deepest category containing every path ("" when none does)."""
     if not paths or UNCATEGORIZED in paths:
         return ""
-    common = paths[0].split(".")
-    for path in paths[1:]:
-        parts = path.split(".")
-        n = 0
-        while n < min(len(common), len(parts)) and common[n] == parts[n]:
-            n += 1
-        common = common[:n]
-    return ".".join(common)
+    return ".".join(os.path.commonprefix([p.split(".") for p in paths]))
 
 
 def shaped_goal(rows: list[dict], cat: StoreCatalog) -> str | None:
@@ -126,7 +113,6 @@ def shaped_goal(rows: list[dict], cat: StoreCatalog) -> str | None:
     key = f"{cat.store_id}/{rows[0]['session_id']}" if rows else cat.store_id
     added = list(dict.fromkeys(r["product_id"] for r in of("product_added_to_cart")))
     bought = list(dict.fromkeys(r["product_id"] for r in of("checkout_completed")))
-    checkout = bool(bought or of("checkout_started"))
     if bought:
         if not all(p in cat.by_id for p in bought):
             return None
@@ -136,7 +122,7 @@ def shaped_goal(rows: list[dict], cat: StoreCatalog) -> str | None:
                 cap = price_cap(max(cat.by_id[p].price for p in bought))
                 return search_and_buy(q, cap, len(bought), key)
         return None
-    if checkout or of("product_removed_from_cart"):
+    if of("checkout_started") or of("product_removed_from_cart"):
         return None
     if len(added) == 1 and added[0] in cat.by_id:
         return find_and_add(cat.by_id[added[0]].title, key)
@@ -173,7 +159,7 @@ def intent_goal(session: pl.DataFrame, cat: StoreCatalog) -> str:
     bought = any(r["event_type"] == "checkout_completed" for r in rows)
     parts = []
     what = " and ".join(leaves[:2]) if leaves else "something that catches your eye"
-    cap = _nice_ceiling(max((p.price for p in products), default=0.0))
+    cap = price_cap(max(p.price for p in products)) if products else 0
     look = f'Search for "{queries[0]}"' if queries else "Look for " + what
     if queries and leaves:
         look += f" ({what})"

@@ -91,7 +91,8 @@ class GoalSolver:
         if obs.kind == "product":
             price = _money(obs.price)
             if obs.notice.startswith("Added"):
-                cart = next(e for e in obs.elements if e.role == "link" and e.name.startswith("Cart ("))
+                cart = next(e for e in obs.elements
+                            if e.role == "link" and e.name.startswith("Cart ("))
                 return format_action("click", cart.bid)
             if price is not None and price < cap:
                 return format_action("click", _by(obs, role="button", name="Add to cart").bid)

@@ -118,10 +118,11 @@ def make_tasks(cat: StoreCatalog, kind: str, n: int, seed: int = 0) -> list[Goal
 def tasks_for(catalogs: dict[str, StoreCatalog], stores: Sequence[str], n_per_kind: int,
               seed: int = 0) -> list[GoalTask]:
     """n_per_kind tasks of each kind, dealt round-robin over `stores`."""
+    if not stores:
+        raise ValueError("goal tasks need at least one store")
     missing = [s for s in stores if s not in catalogs]
-    if missing or not stores:
-        raise ValueError(f"goal tasks need stores with catalogs; not in the catalog: {missing}"
-                         if stores else "goal tasks need at least one store")
+    if missing:
+        raise ValueError(f"goal-task stores not in the catalog: {missing}")
     tasks = []
     for kind in KINDS:
         for j, store in enumerate(stores):

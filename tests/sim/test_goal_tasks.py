@@ -69,13 +69,15 @@ def test_search_buy_scoring():
     ok = _log(("product_added_to_cart", "a001", "c", 23.7),
               ("checkout_completed", "a001", "c", 23.7))
     assert gt.score_episode(task, ok, "completed") == (True, "")
-    over = _log(("checkout_completed", "a001", "c", 23.7), ("checkout_completed", "a005", "c", 38.5))
+    over = _log(("checkout_completed", "a001", "c", 23.7),
+                ("checkout_completed", "a005", "c", 38.5))
     assert gt.score_episode(task, over, "completed") == (False, "over_cap")
     at_cap = _log(("checkout_completed", "a001", "c", 30.0))
     assert gt.score_episode(task, at_cap, "completed") == (False, "over_cap")  # "under $30"
     other = _log(("checkout_completed", "a000", "c", 20.0))
     assert gt.score_episode(task, other, "completed") == (False, "no_match")
-    added_only = _log(("product_added_to_cart", "a001", "c", 23.7), ("checkout_started", None, None, None))
+    added_only = _log(("product_added_to_cart", "a001", "c", 23.7),
+                      ("checkout_started", None, None, None))
     assert gt.score_episode(task, added_only, "stopped") == (False, "no_purchase")
     with pytest.raises(ValueError, match="task t: checkout_completed without a price"):
         gt.score_episode(task, _log(("checkout_completed", "a001", "c", None)), "completed")
