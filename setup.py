@@ -28,6 +28,7 @@ setup(
         "pyarrow>=16.0",
         "zstandard>=0.22",
         "scikit-learn>=1.4",
+        "scipy>=1.10",
         "tensorboardX>=2.6",
         "starlette>=0.37",
         "uvicorn>=0.30",
