@@ -5,7 +5,7 @@ Run:
       --config.data.traces_dir=<traces> [--config.lm.init_from=runs/agent_stage1/hf]
 
 Loads stage 1's Hugging Face export (persona tokens already in tokenizer and table), trains every
-parameter on goal_intent prompts, prints progress lines, then the held-out next-action accuracy
+parameter on goal_intent prompts mixed with goal_neutral ones (data.neutral_fraction), prints progress lines, then the held-out next-action accuracy
 overall and per persona, and exports <workdir>/hf: the agent the simulator's LM policy
 (simpersona_jax/lm/policy.py) loads.
 """
@@ -18,6 +18,10 @@ def get_config():
     c.lm.init_from = "runs/agent_stage1/hf"
     c.train.mode = "all"
     c.data.goal_field = "goal_intent"
+    # Half the sessions keep the intent-neutral goal: there the persona token is the only signal,
+    # which is how the simulator prompts the agent (stage 2 on explicit intents alone teaches
+    # the model to ignore the token).
+    c.data.neutral_fraction = 0.5
     c.optimizer.learning_rate = 1e-3
     c.num_steps = 300
     return c

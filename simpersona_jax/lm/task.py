@@ -171,9 +171,13 @@ class SFTTask(OptionalTaskHooks):
                                              jax.random.key(int(self.config.seed) + 1))
         params = dict(params)
         if self.codes is not None:
-            _, k_proj = jax.random.split(rng)
-            params["persona_proj"] = persona.init_projection(k_proj, self.codes, params["embedding"],
-                                                             min(self.persona_ids))
+            if extend is None:  # the checkpoint has persona rows: continue their projection
+                rows = np.asarray(jax.device_get(params["embedding"]))[self.persona_ids]
+                params["persona_proj"] = persona.fit_projection(self.codes, rows)
+            else:
+                _, k_proj = jax.random.split(rng)
+                params["persona_proj"] = persona.init_projection(
+                    k_proj, self.codes, params["embedding"], min(self.persona_ids))
         return params if param_shardings is None else jax.device_put(params, param_shardings)
 
     def _lm_params(self, params):
