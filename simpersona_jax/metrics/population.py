@@ -16,10 +16,10 @@ from simpersona_jax.data.sessionize import assign_strata
 
 
 def session_table(events: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
-    """One row per (store, buyer, session): atc, reached_checkout, purchased (booleans)."""
+    """One row per (store, buyer, session): viewed (a product), atc, reached_checkout, purchased."""
     et = pl.col("event_type")
     return (events.lazy().group_by("store_id", "buyer_id", "session_id")
-            .agg(atc=(et == "product_added_to_cart").any(),
+            .agg(viewed=(et == "product_viewed").any(), atc=(et == "product_added_to_cart").any(),
                  reached_checkout=(et == "checkout_started").any() | (et == "checkout_completed").any(),
                  purchased=(et == "checkout_completed").any())
             .collect())
