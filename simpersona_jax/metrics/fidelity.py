@@ -143,8 +143,11 @@ def _ratio(num, den):
 
 def _rates(w_BxN, pop: Population, group_NxG):
     """Per-session ATC and purchase rates per group, and weighted sessions per group."""
-    n = (w_BxN * pop.sessions) @ group_NxG
-    return _ratio((w_BxN * pop.atc) @ group_NxG, n), _ratio((w_BxN * pop.purchased) @ group_NxG, n), n
+    g = group_NxG.shape[1]
+    sums = w_BxN @ np.concatenate([x[:, None] * group_NxG
+                                   for x in (pop.sessions, pop.atc, pop.purchased)], 1)
+    n, atc, purchased = sums[:, :g], sums[:, g:2 * g], sums[:, 2 * g:]
+    return _ratio(atc, n), _ratio(purchased, n), n
 
 
 def _ara(ra, rp, sa, sp):
@@ -181,8 +184,8 @@ def _cohens_d(w_BxN, pop: Population, hi_N, lo_N, values):
     """d = (mean_hi − mean_lo) / pooled sd of per-session binary `values` (a count per unit)."""
     moments = []
     for mask in (hi_N, lo_N):
-        n = (w_BxN * pop.sessions) @ mask
-        s1 = (w_BxN * values) @ mask  # binary per session: the sum of squares is the sum
+        n, s1 = (w_BxN @ np.stack([pop.sessions * mask, values * mask], 1)).T
+        # values are binary per session: their sum of squares is their sum
         mean = _ratio(s1, n)
         moments.append((n, mean, _ratio(s1 - n * mean ** 2, n - 1)))
     (n1, m1, v1), (n2, m2, v2) = moments
@@ -196,42 +199,41 @@ def code_intensity(real: pl.DataFrame) -> dict[int, bool]:
     return {int(c): bool(m >= 0.5) for c, m in means.rows()}
 
 
-def figures(real: Population, sim: Population, wr, ws, c_BxS, high: dict[int, bool],
-            codes: np.ndarray) -> dict[str, np.ndarray]:
-    """Every figure for B weightings at once; arrays with the resample axis first."""
+def side(pop: Population, w_BxN, high: dict[int, bool], codes: np.ndarray) -> dict:
+    """One population's figures for B weightings at once (resample axis first)."""
     out = {}
-    g_r, g_s = _onehot(real.stratum, N_ALIGN), _onehot(sim.stratum, N_ALIGN)
-    ra, rp, _ = _rates(wr, real, g_r)
-    sa, sp, _ = _rates(ws, sim, g_s)
-    out.update(real_atc_rate=ra, real_purchase_rate=rp, atc_rate=sa, purchase_rate=sp)
-    out["ara_per_stratum"] = _ara(ra, rp, sa, sp)
+    out["atc_rate"], out["purchase_rate"], _ = _rates(w_BxN, pop, _onehot(pop.stratum, N_ALIGN))
+    k = _code_onehot(pop.code, codes)
+    out["code_atc"], out["code_purchase"], _ = _rates(w_BxN, pop, k)
+    out["code_buyers"] = w_BxN @ k
+    stores = _onehot(pop.store, len(pop.stores))
+    _, out["cr"], _ = _rates(w_BxN, pop, stores)
+    out["stratum_mix"] = _per_store_mix(w_BxN, stores, pop.stage_Nx5)
+    hi = np.array([high.get(int(c)) is True for c in pop.given], float)
+    lo = np.array([high.get(int(c)) is False for c in pop.given], float)
+    out["cohens_d_atc"] = _cohens_d(w_BxN, pop, hi, lo, pop.atc)
+    out["cohens_d_purchase"] = _cohens_d(w_BxN, pop, hi, lo, pop.purchased)
+    return out
+
+
+def compare(real: dict, sim: dict, c_BxS) -> dict[str, np.ndarray]:
+    """The simulated side's figures and its alignment with the real side (`side` outputs)."""
+    out = {k: sim[k] for k in ("atc_rate", "purchase_rate", "cr", "stratum_mix", "cohens_d_atc",
+                               "cohens_d_purchase")}
+    out["ara_per_stratum"] = _ara(real["atc_rate"], real["purchase_rate"], sim["atc_rate"],
+                                  sim["purchase_rate"])
     with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # all-NaN rows
         out["stratified_ara"] = np.nanmean(out["ara_per_stratum"], -1)
     # per-code alignment, weighted by the code's frequency among the simulated buyers
-    k_r, k_s = _code_onehot(real.code, codes), _code_onehot(sim.code, codes)
-    cra, crp, _ = _rates(wr, real, k_r)
-    csa, csp, _ = _rates(ws, sim, k_s)
-    out["code_alignment"] = _weighted_nanmean(_ara(cra, crp, csa, csp), ws @ k_s)
-    # conversion per store
-    n_stores = len(real.stores)
-    st_r, st_s = _onehot(real.store, n_stores), _onehot(sim.store, n_stores)
-    _, out["real_cr"], _ = _rates(wr, real, st_r)
-    _, out["cr"], _ = _rates(ws, sim, st_s)
+    out["code_alignment"] = _weighted_nanmean(
+        _ara(real["code_atc"], real["code_purchase"], sim["code_atc"], sim["code_purchase"]),
+        sim["code_buyers"])
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["cr_alignment"] = 1 - np.abs(out["cr"] - out["real_cr"]) / np.where(
-            out["real_cr"] > 0, out["real_cr"], np.nan)
+        out["cr_alignment"] = 1 - np.abs(sim["cr"] - real["cr"]) / np.where(
+            real["cr"] > 0, real["cr"], np.nan)
     out["mean_cr_alignment"] = _weighted_nanmean(out["cr_alignment"], c_BxS)
-    # stratum mix per store, one session per buyer on both sides
-    out["real_stratum_mix"] = _per_store_mix(wr, st_r, real.stage_Nx5)
-    out["stratum_mix"] = _per_store_mix(ws, st_s, sim.stage_Nx5)
-    out["stratum_jsd"] = jsd_bits(out["real_stratum_mix"], out["stratum_mix"])
+    out["stratum_jsd"] = jsd_bits(real["stratum_mix"], sim["stratum_mix"])
     out["mean_stratum_jsd"] = _weighted_nanmean(out["stratum_jsd"], c_BxS)
-    # persona effect size between high- and low-purchase-intensity codes
-    for name, pop, w in (("real_", real, wr), ("", sim, ws)):
-        hi = np.array([high.get(int(c)) is True for c in pop.given], float)
-        lo = np.array([high.get(int(c)) is False for c in pop.given], float)
-        out[f"{name}cohens_d_atc"] = _cohens_d(w, pop, hi, lo, pop.atc)
-        out[f"{name}cohens_d_purchase"] = _cohens_d(w, pop, hi, lo, pop.purchased)
     return out
 
 
@@ -269,8 +271,8 @@ def best_constant(real_atc_4: np.ndarray, real_purchase_4: np.ndarray) -> tuple[
     return (float(np.median(a)) if len(a) else 0.0), (float(np.median(p)) if len(p) else 0.0)
 
 
-STORE_FIGURES = ("real_cr", "cr", "cr_alignment", "stratum_jsd")
-POINT_ONLY = ("real_stratum_mix", "stratum_mix")
+STORE_FIGURES = ("cr", "cr_alignment", "stratum_jsd")
+POINT_ONLY = ("stratum_mix",)
 NOT_FOR_CONSTANTS = ("stratum_jsd", "mean_stratum_jsd", "stratum_mix", "cohens_d_atc",
                      "cohens_d_purchase")
 
@@ -299,16 +301,15 @@ def evaluate(real: Population, sims: dict[str, Population], high: dict[int, bool
         if pop.stores != real.stores or not np.array_equal(pop.store, first.store):
             raise ValueError(f"arm {arm!r} does not hold the same simulated buyers as the others")
     wr, ws, c = bootstrap_weights(real.store, first.store, len(real.stores), n_boot, seed)
-    ones = (np.ones((1, len(real.store))), np.ones((1, len(first.store))), np.ones((1, len(real.stores))))
     codes = np.unique(first.code[first.code >= 0])
-
-    def both(pop):
-        return (figures(real, pop, *ones, high, codes), figures(real, pop, wr, ws, c, high, codes))
+    c_1xS = np.ones((1, len(real.stores)))
+    real_point = side(real, np.ones((1, len(real.store))), high, codes)
+    real_boot = side(real, wr, high, codes)
 
     def arm_figures(pop, drop=()):
-        point, boot = both(pop)
-        out = {k: _labelled(k, point[k][0], boot[k], real.stores)
-               for k in point if not k.startswith("real_") and k not in drop}
+        point = compare(real_point, side(pop, np.ones((1, len(pop.store))), high, codes), c_1xS)
+        boot = compare(real_boot, side(pop, ws, high, codes), c)
+        out = {k: _labelled(k, point[k][0], boot[k], real.stores) for k in point if k not in drop}
         z = {}
         for i, s in enumerate(real.stores):
             r, m = real.store == i, pop.store == i
@@ -320,10 +321,10 @@ def evaluate(real: Population, sims: dict[str, Population], high: dict[int, bool
         return out
 
     arms = {arm: arm_figures(pop) for arm, pop in sims.items()}
-    point, boot = both(first)
-    real_fig = {k[5:]: _labelled(k, point[k][0], boot[k], real.stores)
-                for k in point if k.startswith("real_")}
-    a, p = best_constant(point["real_atc_rate"][0], point["real_purchase_rate"][0])
+    real_fig = {k: _labelled(k, real_point[k][0], real_boot[k], real.stores)
+                for k in ("atc_rate", "purchase_rate", "cr", "stratum_mix", "cohens_d_atc",
+                          "cohens_d_purchase")}
+    a, p = best_constant(real_point["atc_rate"][0], real_point["purchase_rate"][0])
     baselines = {}
     for name, (ca, cp) in (("never_buy", (0.0, 0.0)), ("average_buyer", (a, p))):
         n = np.ones(len(first.store))
