@@ -1,5 +1,9 @@
 """Fidelity of a simulated population to the real one, with 95% bootstrap CIs and baselines.
 
+One module, one code path for real and simulated canonical events (DESIGN.md, Metrics). An agent
+episode is one shopping session, so rates are per session on both sides; strata and codes belong
+to buyers.
+
 Everything is computed from two buyer tables (`buyer_table`) built by one code path from real
 and simulated canonical events: per buyer its sessions, sessions with an add-to-cart, sessions
 with a purchase, and the share of its sessions whose deepest funnel stage is each stratum A-E.
@@ -46,10 +50,20 @@ import polars as pl
 from scipy import stats
 
 from simpersona_jax.data import schema
-from simpersona_jax.metrics.population import session_table
 
 ALIGN = schema.ALIGNMENT_STRATA
 N_ALIGN = len(ALIGN)
+
+
+def session_table(events: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
+    """One row per (store, buyer, session): viewed (a product), atc, reached_checkout, purchased."""
+    et = pl.col("event_type")
+    return (events.lazy().group_by("store_id", "buyer_id", "session_id")
+            .agg(viewed=(et == "product_viewed").any(), atc=(et == "product_added_to_cart").any(),
+                 reached_checkout=(et == "checkout_started").any()
+                 | (et == "checkout_completed").any(),
+                 purchased=(et == "checkout_completed").any())
+            .collect())
 
 
 def buyer_table(events: pl.DataFrame | pl.LazyFrame, buyers: pl.DataFrame,

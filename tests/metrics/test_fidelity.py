@@ -1,15 +1,35 @@
 """Fidelity figures, CIs and baselines against hand computation and scipy."""
 
+import datetime as dt
+
 import numpy as np
 import polars as pl
 import pytest
 from scipy import stats
 
+from simpersona_jax.data import schema
 from simpersona_jax.metrics import fidelity as fid
-from simpersona_jax.metrics import population as pop
-from tests.metrics.test_population import REAL, SIM
 
-STRATUM = {"A": 0, "B": 1, "C": 2, "D": 3, "E": 4}
+T0 = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)
+
+
+def _events(sessions):
+    """sessions: list of (store, buyer, session, [event types])."""
+    rows = []
+    for store, buyer, session, types in sessions:
+        for i, t in enumerate(types):
+            rows.append(dict(store_id=store, buyer_id=buyer, session_id=session,
+                             event_time=T0 + dt.timedelta(seconds=i), event_type=t))
+    return pl.DataFrame(rows).pipe(lambda d: schema.conform(d.lazy()).collect())
+
+
+V, A, S, C = "product_viewed", "product_added_to_cart", "checkout_started", "checkout_completed"
+REAL = _events([("s", "r1", "a", [V, A, S, C]), ("s", "r1", "b", [V]),   # A buyer, 2 sessions
+                ("s", "r2", "c", [V, A]),                                   # C buyer
+                ("s", "r3", "d", [V]), ("s", "r3", "e", ["page_viewed"])])  # D buyer
+SIM = _events([("s", "x1", "1", [V, A, S, C]),                              # given r1's persona
+               ("s", "x2", "2", [V]),                                       # given r2's persona
+               ("s", "x3", "3", [V, A])])                                   # given r3's persona
 
 
 def _population(stores, store, stratum, code, sessions, atc, purchased, given=None, stage=None):
@@ -47,27 +67,36 @@ def _hand_populations():
     return fid.Population.from_table(real, ["s"]), fid.Population.from_table(sim, ["s"])
 
 
-def test_point_figures_by_hand_and_as_the_event_metrics():
+def test_point_figures_by_hand():
     real, sim = _hand_populations()
     out = fid.evaluate(real, {"arm": sim}, {1: True, 2: False, 3: False}, n_boot=50)
     arm = out["arms"]["arm"]
-    # the same per-stratum ARA as metrics.population on the events: A, C, D = 0.5, B missing
+    # A: real ATC 1/2, PUR 1/2 vs sim 1, 1 -> 0.5; C: ΔATC = 1 -> 0.5; D: ΔATC = 1 -> 0.5; no B
     assert {k: v["value"] for k, v in arm["ara_per_stratum"].items()} == \
         {"A": 0.5, "B": None, "C": 0.5, "D": 0.5}
     assert arm["stratified_ara"]["value"] == pytest.approx(0.5)
     # per code: code 1 = r1 (ATC 1/2, PUR 1/2) vs x1 (1, 1): 0.5; code 2 = r2 (1, 0) vs x2 (0, 0):
     # 0.5; code 3 = r3 (0, 0) vs x3 (1, 0): 0.5; each code 1/3 of the simulated buyers
     assert arm["code_alignment"]["value"] == pytest.approx(0.5)
-    old = pop.cr_alignment(pop.session_table(REAL), pop.session_table(SIM)).row(0, named=True)
-    assert arm["cr"]["s"]["value"] == pytest.approx(old["cr_sim"])
-    assert out["real"]["cr"]["s"]["value"] == pytest.approx(old["cr_real"])
-    assert arm["cr_alignment"]["s"]["value"] == pytest.approx(old["alignment"])
+    # conversion: real 1 of 5 sessions, sim 1 of 3 episodes
+    assert out["real"]["cr"]["s"]["value"] == pytest.approx(1 / 5)
+    assert arm["cr"]["s"]["value"] == pytest.approx(1 / 3)
+    assert arm["cr_alignment"]["s"]["value"] == pytest.approx(1 - (1 / 3 - 1 / 5) / (1 / 5))
     # like for like: real r1 counts half A half D, r2 C, r3 half D half E; sim x1 A, x2 D, x3 C
     p, q = np.array([0.5, 0, 1, 1, 0.5]) / 3, np.array([1, 0, 1, 1, 0]) / 3
     m = (p + q) / 2
     kl = lambda a: sum(x * np.log2(x / y) for x, y in zip(a, m) if x > 0)  # noqa: E731
     assert arm["stratum_jsd"]["s"]["value"] == pytest.approx(0.5 * kl(p) + 0.5 * kl(q))
     assert out["real"]["p_store"]["s"] == {1: 1 / 3, 2: 1 / 3, 3: 1 / 3}
+
+
+def test_jsd_matches_scipy():
+    from scipy.spatial.distance import jensenshannon
+
+    p, q = np.array([[3, 0, 1, 2, 4], [1, 0, 0, 0, 0]]), np.array([[1, 1, 1, 0, 2], [0, 1, 0, 0, 0]])
+    ref = [jensenshannon(a, b, base=2) ** 2 for a, b in zip(p, q)]
+    assert fid.jsd_bits(p, q) == pytest.approx(ref) and ref[1] == pytest.approx(1.0)
+    assert np.isnan(fid.jsd_bits(np.zeros((1, 5)), q[:1])[0])
 
 
 def test_two_proportion_z_matches_scipy():
