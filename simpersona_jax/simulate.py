@@ -103,8 +103,9 @@ def run_arm(arm: str, sim_arm: pl.DataFrame, policy, cfg, catalog_dir: str, cata
     with StorefrontServer(catalog_dir, log_dir, mode=cfg.server_mode) as server:
         specs = episode_specs(sim_arm, server, arm == "oracle", catalogs)
         with tqdm(total=len(specs), desc=f"simulate {arm}", unit="episode") as bar:
-            results = browser.run(run_episodes(specs, policy, DriverConfig(**cfg.driver.to_dict()),
-                                               pool=browser.pool, on_result=lambda _: bar.update(1)))
+            driver_cfg = DriverConfig(**cfg.driver.to_dict())
+            results = browser.run(run_episodes(specs, policy, driver_cfg, pool=browser.pool,
+                                               on_result=lambda _: bar.update(1)))
     sim_arm.write_parquet(os.path.join(cfg.out_dir, arm, "sim_buyers.parquet"))
     return results, read_log(log_dir)
 
@@ -140,7 +141,8 @@ def simulate(cfg, *, model=None) -> dict:
             if arm == "oracle":
                 sim_arm, policy = sim.with_columns(persona=pl.col("code")), ScriptedBuyer(cfg.seed)
             else:
-                sim_arm, policy = apply_control(sim, real, arm, cfg.seed), lm_policy(model, cfg.seed)
+                sim_arm = apply_control(sim, real, arm, cfg.seed)
+                policy = lm_policy(model, cfg.seed)
             before = dict(getattr(model, "stats", None) or {})
             results, sim_events = run_arm(arm, sim_arm, policy, cfg, catalog_dir, catalogs, browser)
             after = dict(getattr(model, "stats", None) or {}) if arm != "oracle" else before

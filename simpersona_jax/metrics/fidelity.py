@@ -29,10 +29,11 @@ Figures (DESIGN.md, Metrics), each a point estimate with a 95% percentile bootst
 
 CIs are percentile intervals. ARA-type figures (1 − |Δ|) are biased low under resampling (noise
 only adds to |Δ|), so where simulated and real rates nearly agree a CI can sit just below its
-point estimate; both are reported as they are. The bootstrap resamples stores, then buyers within each store (real and simulated buyers each
-within their store, with the same store draws), as multinomial count weights, so every figure is
-a weighted sum evaluated for all resamples at once (numpy, seeded). All arms and baselines use
-the same weights (the same simulated buyers in the same order), so their CIs are paired.
+point estimate; both are reported as they are. The bootstrap resamples stores, then buyers
+within each store (real and simulated buyers each within their store, with the same store
+draws), as multinomial count weights, so every figure is a weighted sum evaluated for all
+resamples at once (numpy, seeded). All arms and baselines use the same weights (the same
+simulated buyers in the same order), so their CIs are paired.
 
 Baselines, from the same real and simulated buyers and the same formulas: `never_buy` (no ATC,
 no purchase) and `average_buyer`, the best persona-blind constant policy: one ATC rate and one
@@ -188,7 +189,8 @@ def jsd_bits(p_Bx5, q_Bx5):
 
     def kl(a):
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(a > 0, a * np.log2(np.where(a > 0, a, 1) / np.where(m > 0, m, 1)), 0).sum(-1)
+            ratio = np.where(a > 0, a, 1) / np.where(m > 0, m, 1)
+            return np.where(a > 0, a * np.log2(ratio), 0).sum(-1)
 
     out = 0.5 * kl(p) + 0.5 * kl(q)
     return np.where(np.isnan(p).any(-1) | np.isnan(q).any(-1), np.nan, out)

@@ -51,7 +51,8 @@ def test_buyer_table_counts_sessions_and_one_session_strata():
     assert (t["r3"]["s_D"], t["r3"]["s_E"]) == (0.5, 0.5)
     # a simulated buyer whose episode logged nothing still counts as one session (stage E)
     ghost = pl.DataFrame({"store_id": ["s", "s"], "buyer_id": ["x1", "ghost"]})
-    g = {r["buyer_id"]: r for r in fid.buyer_table(SIM, ghost, min_sessions=1).iter_rows(named=True)}
+    g = fid.buyer_table(SIM, ghost, min_sessions=1)
+    g = {r["buyer_id"]: r for r in g.iter_rows(named=True)}
     assert (g["ghost"]["sessions"], g["ghost"]["atc"], g["ghost"]["s_E"]) == (1, 0, 1)
     assert (g["x1"]["sessions"], g["x1"]["s_A"]) == (1, 1)
 
@@ -93,7 +94,8 @@ def test_point_figures_by_hand():
 def test_jsd_matches_scipy():
     from scipy.spatial.distance import jensenshannon
 
-    p, q = np.array([[3, 0, 1, 2, 4], [1, 0, 0, 0, 0]]), np.array([[1, 1, 1, 0, 2], [0, 1, 0, 0, 0]])
+    p = np.array([[3, 0, 1, 2, 4], [1, 0, 0, 0, 0]])
+    q = np.array([[1, 1, 1, 0, 2], [0, 1, 0, 0, 0]])
     ref = [jensenshannon(a, b, base=2) ** 2 for a, b in zip(p, q)]
     assert fid.jsd_bits(p, q) == pytest.approx(ref) and ref[1] == pytest.approx(1.0)
     assert np.isnan(fid.jsd_bits(np.zeros((1, 5)), q[:1])[0])
@@ -171,7 +173,10 @@ def test_baselines_on_a_hand_made_population():
     assert never["cr"]["a"]["value"] == 0.0 and "cohens_d_atc" not in never
     best = out["baselines"]["average_buyer"]
     grid = np.linspace(0, 1, 101)
-    ara = lambda a, p: np.mean(0.5 * (1 - np.abs(r_atc - a)) + 0.5 * (1 - np.abs(r_pur - p)))  # noqa: E731
+
+    def ara(a, p):
+        return np.mean(0.5 * (1 - np.abs(r_atc - a)) + 0.5 * (1 - np.abs(r_pur - p)))
+
     grid_best = max(ara(a, p) for a in grid for p in grid)
     assert best["stratified_ara"]["value"] == pytest.approx(
         ara(best["atc_rate_constant"], best["purchase_rate_constant"]))

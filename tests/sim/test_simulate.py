@@ -1,4 +1,4 @@
-"""The whole loop in Chromium: sample buyers once, run every arm on the storefront, score, report."""
+"""The whole loop in Chromium: sample buyers once, run every arm on the storefront, report."""
 
 import json
 
@@ -57,7 +57,8 @@ def test_arms_on_the_same_buyers_end_to_end(tmp_path):
     assert "plot-conversion" in (out / "report.html").read_text()
     for arm in report["arms"]:  # the same sampled buyers, each arm on its own event log
         buyers = pl.read_parquet(out / arm / "sim_buyers.parquet")
-        assert buyers["sim_buyer_id"].to_list() == [f"sim-{report['stores'][0]}-{i}" for i in range(6)]
+        store = report["stores"][0]
+        assert buyers["sim_buyer_id"].to_list() == [f"sim-{store}-{i}" for i in range(6)]
         assert (out / arm / "events").is_dir()
 
 
