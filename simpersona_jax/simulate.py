@@ -110,6 +110,12 @@ def run_arm(arm: str, sim_arm: pl.DataFrame, policy, cfg, catalog_dir: str, cata
     return results, read_log(log_dir)
 
 
+def _stats(model) -> dict:
+    """The policy's numeric counters (e.g. truncated_prompts), if it keeps any."""
+    stats = getattr(model, "stats", None) or {}
+    return {k: v for k, v in stats.items() if isinstance(v, (int, float))}
+
+
 def simulate(cfg, *, model=None) -> dict:
     """Runs every arm of `cfg.arms` on the same sampled buyers, scores them, writes the report.
 
@@ -120,7 +126,7 @@ def simulate(cfg, *, model=None) -> dict:
     real = real_buyers(cfg.data_dir, cfg.codes)
     stores = list(cfg.stores) or sorted(real.filter(pl.col("split") == "heldout")["store_id"].unique())
     sim = sample_buyers(real, stores, cfg.buyers_per_store, cfg.seed)
-    if model is None and cfg.lm.folder:
+    if model is None and cfg.lm.folder and set(cfg.arms) - {"oracle"}:
         model = load_lm(cfg)
     arms, skipped = plan_arms(cfg, sim, model is not None)
     for arm, why in skipped.items():
@@ -143,9 +149,9 @@ def simulate(cfg, *, model=None) -> dict:
             else:
                 sim_arm = apply_control(sim, real, arm, cfg.seed)
                 policy = lm_policy(model, cfg.seed)
-            before = dict(getattr(model, "stats", None) or {})
+            before = _stats(model)
             results, sim_events = run_arm(arm, sim_arm, policy, cfg, catalog_dir, catalogs, browser)
-            after = dict(getattr(model, "stats", None) or {}) if arm != "oracle" else before
+            after = _stats(model) if arm != "oracle" else before
             pops[arm] = sim_population(sim_events, sim_arm, stores)
             fails[arm] = failures(results, {k: v - before.get(k, 0) for k, v in after.items()})
             lines[arm] = timelines(results)

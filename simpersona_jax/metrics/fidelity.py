@@ -53,7 +53,9 @@ from scipy import stats
 from simpersona_jax.data import schema
 
 ALIGN = schema.ALIGNMENT_STRATA
-N_ALIGN = len(ALIGN)
+# a population's own figures, reported for the real buyers and for each arm
+SIDE_FIGURES = ("atc_rate", "purchase_rate", "cr", "stratum_mix", "cohens_d_atc",
+                "cohens_d_purchase")
 
 
 def session_table(events: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
@@ -111,15 +113,16 @@ class Population:
         missing = set(table["store_id"].unique()) - set(stores)
         if missing:
             raise ValueError(f"buyer table has stores outside {stores}: {sorted(missing)[:5]}")
-        col = (lambda name, default: table[name].to_numpy() if name in table.columns
-               else np.full(table.height, default))
-        code = col("code", -1).astype(np.int64)
+        def col(name, default, dtype):
+            values = table[name].to_numpy() if name in table.columns else default
+            return np.broadcast_to(values, (table.height,)).astype(dtype)
+
+        code = col("code", -1, np.int64)
         return cls(stores, np.array([stores.index(s) for s in table["store_id"]], np.int64),
-                   col("stratum", -1).astype(np.int64), code,
-                   col("given", -1).astype(np.int64) if "given" in table.columns else code,
-                   col("sessions", 0.0).astype(np.float64), col("atc", 0.0).astype(np.float64),
-                   col("purchased", 0.0).astype(np.float64),
-                   table.select([f"s_{k}" for k in schema.STRATA]).to_numpy().astype(np.float64))
+                   col("stratum", -1, np.int64), code, col("given", code, np.int64),
+                   col("sessions", 0.0, float), col("atc", 0.0, float),
+                   col("purchased", 0.0, float),
+                   table.select([f"s_{k}" for k in schema.STRATA]).to_numpy().astype(float))
 
     def replace(self, **kw) -> "Population":
         return dataclasses.replace(self, **kw)
@@ -142,13 +145,9 @@ def bootstrap_weights(stores_r: np.ndarray, stores_s: np.ndarray, n_stores: int,
     return within(stores_r), within(stores_s), c_BxS
 
 
-def _onehot(values: np.ndarray, n: int) -> np.ndarray:
-    return (values[:, None] == np.arange(n)[None, :]).astype(np.float64)
-
-
-def _code_onehot(code: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """N x len(codes) membership; codes not in `codes` get an all-zero row."""
-    return (code[:, None] == codes[None, :]).astype(np.float64)
+def _onehot(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """N x len(labels) membership; a value not among `labels` gets an all-zero row."""
+    return (values[:, None] == labels[None, :]).astype(np.float64)
 
 
 def _ratio(num, den):
@@ -218,11 +217,12 @@ def code_intensity(real: pl.DataFrame) -> dict[int, bool]:
 def side(pop: Population, w_BxN, high: dict[int, bool], codes: np.ndarray) -> dict:
     """One population's figures for B weightings at once (resample axis first)."""
     out = {}
-    out["atc_rate"], out["purchase_rate"], _ = _rates(w_BxN, pop, _onehot(pop.stratum, N_ALIGN))
-    k = _code_onehot(pop.code, codes)
+    strata = _onehot(pop.stratum, np.arange(len(ALIGN)))
+    out["atc_rate"], out["purchase_rate"], _ = _rates(w_BxN, pop, strata)
+    k = _onehot(pop.code, codes)
     out["code_atc"], out["code_purchase"], _ = _rates(w_BxN, pop, k)
     out["code_buyers"] = w_BxN @ k
-    stores = _onehot(pop.store, len(pop.stores))
+    stores = _onehot(pop.store, np.arange(len(pop.stores)))
     _, out["cr"], _ = _rates(w_BxN, pop, stores)
     out["stratum_mix"] = _per_store_mix(w_BxN, stores, pop.stage_Nx5)
     hi = np.array([high.get(int(c)) is True for c in pop.given], float)
@@ -234,8 +234,7 @@ def side(pop: Population, w_BxN, high: dict[int, bool], codes: np.ndarray) -> di
 
 def compare(real: dict, sim: dict, c_BxS) -> dict[str, np.ndarray]:
     """The simulated side's figures and its alignment with the real side (`side` outputs)."""
-    out = {k: sim[k] for k in ("atc_rate", "purchase_rate", "cr", "stratum_mix", "cohens_d_atc",
-                               "cohens_d_purchase")}
+    out = {k: sim[k] for k in SIDE_FIGURES}
     out["ara_per_stratum"] = _ara(real["atc_rate"], real["purchase_rate"], sim["atc_rate"],
                                   sim["purchase_rate"])
     with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # all-NaN rows
@@ -338,8 +337,7 @@ def evaluate(real: Population, sims: dict[str, Population], high: dict[int, bool
 
     arms = {arm: arm_figures(pop) for arm, pop in sims.items()}
     real_fig = {k: _labelled(k, real_point[k][0], real_boot[k], real.stores)
-                for k in ("atc_rate", "purchase_rate", "cr", "stratum_mix", "cohens_d_atc",
-                          "cohens_d_purchase")}
+                for k in SIDE_FIGURES}
     a, p = best_constant(real_point["atc_rate"][0], real_point["purchase_rate"][0])
     baselines = {}
     for name, (ca, cp) in (("never_buy", (0.0, 0.0)), ("average_buyer", (a, p))):
