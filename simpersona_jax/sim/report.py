@@ -67,12 +67,22 @@ TABLE_HEADER = ["arm"] + [h for _, h in HEADLINE] + ["CR n.s.", "unparseable", "
                                                      "crashed"]
 
 
+def real_line(report: dict) -> str:
+    """The real buyers' counts and persona effect sizes (the targets)."""
+    real = report["fidelity"]["real"]
+    return (f"real buyers: {sum(real['buyers'].values())} in {len(report['stores'])} stores, "
+            f"{len(real['code_counts'])} codes used; "
+            f"d purchase {_ci(real['cohens_d_purchase'], False)}, "
+            f"d ATC {_ci(real['cohens_d_atc'], False)} (high vs low purchase-intensity codes)")
+
+
 def format_table(report: dict) -> str:
     """A compact text table of the headline figures (percent; d and JSD as numbers), with CIs."""
     body = [_cells(name, figs, report) for name, figs in rows(report)]
     table = [TABLE_HEADER] + body
     widths = [max(len(r[i]) for r in table) for i in range(len(TABLE_HEADER))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
+    lines = [real_line(report)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
     lines += [f"arm {arm} skipped: {why}" for arm, why in report["skipped"].items()]
     lines.append(f"95% bootstrap CIs over stores and buyers ({report['fidelity']['n_boot']} "
                  f"resamples); CR n.s.: stores whose conversion is not significantly different "
@@ -199,6 +209,7 @@ td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: left; }
 <h1>Simulation report</h1>
 <p>Stores: {{ stores|join(", ") }}. Arms: {{ arms|join(", ") }}.
 {% for arm, why in skipped.items() %}<br>Arm {{ arm }} skipped: {{ why }}.{% endfor %}
+<br>{{ real_line }}.
 <br>Figures carry 95% bootstrap CIs (stores, and buyers within stores; {{ n_boot }} resamples).</p>
 <h2>Arms and baselines</h2>
 <table id="table-metrics"><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr>
@@ -235,7 +246,7 @@ td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: left; }
 def html(report: dict) -> str:
     return TEMPLATE.render(
         stores=report["stores"], arms=report["arms"], skipped=report["skipped"],
-        n_boot=report["fidelity"]["n_boot"], header=TABLE_HEADER,
+        n_boot=report["fidelity"]["n_boot"], header=TABLE_HEADER, real_line=real_line(report),
         table=[_cells(name, figs, report) for name, figs in rows(report)], plots=plots(report),
         failures=report["failures"], kinds=FAILURE_KINDS, timelines=report["timelines"])
 
