@@ -132,7 +132,7 @@ def test_cohens_d_is_the_pooled_sd_formula_over_sessions():
     assert fid.code_intensity(real) == {0: True, 1: False}
 
 
-def _random_populations(n_real, n_sim, seed=0):
+def _random_populations(n_real, n_sim, seed=0, same=False):
     rng = np.random.default_rng(seed)
 
     def make(n, sessions, atc_p, pur_p):
@@ -143,23 +143,31 @@ def _random_populations(n_real, n_sim, seed=0):
                            rng.integers(0, 8, n), np.full(n, sessions), atc, pur,
                            stage=rng.dirichlet(np.ones(5), n))
 
-    return make(n_real, 3, 0.5, 0.4), make(n_sim, 1, 0.8, 0.1)
+    return make(n_real, 3, 0.5, 0.4), make(n_sim, 1, *((0.5, 0.4) if same else (0.8, 0.1)))
+
+
+def test_interval_is_the_percentiles_shifted_by_the_bootstrap_bias():
+    boot = np.linspace(0.02, 0.08, 1001)[:, None]  # percentiles 0.0215, 0.0785; mean 0.05
+    lo, hi = fid.interval(np.array([0.01]), boot, (0.0, 1.0))
+    assert lo[0] == 0.0 and hi[0] == pytest.approx(0.0785 - 0.04)  # clipped at the range
+    lo, hi = fid.interval(np.array([0.05]), boot)
+    assert (lo[0], hi[0]) == pytest.approx((0.0215, 0.0785))  # unbiased: the plain percentiles
 
 
 def test_ci_contains_the_point_and_narrows_with_more_buyers():
-    widths = []
-    for scale in (1, 6):
-        real, sim = _random_populations(200 * scale, 60 * scale)
-        out = fid.evaluate(real, {"arm": sim}, {k: k < 4 for k in range(8)}, n_boot=300, seed=1)
-        arm = out["arms"]["arm"]
-        for key in ("stratified_ara", "code_alignment", "mean_cr_alignment"):
-            assert arm[key]["lo"] <= arm[key]["value"] <= arm[key]["hi"], key
-        widths.append(arm["stratified_ara"]["hi"] - arm["stratified_ara"]["lo"])
-    assert widths[1] < 0.6 * widths[0]
+    high = {k: k < 4 for k in range(8)}
+    width = {}
+    # scale 1 and 6; and sim agreeing with real, where ARA and JSD are biased under resampling
+    for scale, same in ((1, False), (6, False), (1, True)):
+        real, sim = _random_populations(200 * scale, 60 * scale, same=same)
+        arm = fid.evaluate(real, {"arm": sim}, high, n_boot=300, seed=1)["arms"]["arm"]
+        for key in ("stratified_ara", "code_alignment", "mean_cr_alignment", "mean_stratum_jsd"):
+            assert arm[key]["lo"] <= arm[key]["value"] <= arm[key]["hi"], (key, scale, same)
+        width[scale, same] = arm["stratified_ara"]["hi"] - arm["stratified_ara"]["lo"]
+    assert width[6, False] < 0.6 * width[1, False]
     # the same seed gives the same CIs; paired across arms: an identical arm, identical figures
-    again = fid.evaluate(real, {"arm": sim, "twin": sim}, {k: k < 4 for k in range(8)},
-                         n_boot=300, seed=1)
-    assert again["arms"]["twin"] == again["arms"]["arm"] == out["arms"]["arm"]
+    out = fid.evaluate(real, {"arm": sim, "twin": sim}, high, n_boot=300, seed=1)
+    assert out["arms"]["twin"] == out["arms"]["arm"] == arm
 
 
 def test_baselines_on_a_hand_made_population():
