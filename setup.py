@@ -35,6 +35,8 @@ setup(
         "jinja2>=3.1",
         "python-multipart>=0.0.9",
         "tqdm>=4.66",
+        "scipy>=1.11",
+        "matplotlib>=3.8",
         "psutil>=5.9",
     ],
     extras_require={
