@@ -22,6 +22,9 @@ def get_config():
     # which is how the simulator prompts the agent (stage 2 on explicit intents alone teaches
     # the model to ignore the token).
     c.data.neutral_fraction = 0.5
+    # A tenth of the sessions without a persona token: goal tasks and the no-persona control
+    # prompt the agent that way.
+    c.data.persona_dropout = 0.1
     c.optimizer.learning_rate = 1e-3
     c.num_steps = 300
     return c

@@ -73,6 +73,18 @@ def mix_goals(df: pl.DataFrame, goal_field: str, neutral_fraction: float,
                            .otherwise(pl.col(goal_field)).alias(MIXED_GOAL))
 
 
+def drop_personas(df: pl.DataFrame, fraction: float, salt: str = "drop") -> pl.DataFrame:
+    """Persona -1 (no token) for a `fraction` of the sessions, chosen by a hash of the session:
+    the agent also learns the no-persona prompt (goal tasks, the no-token control)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"data.persona_dropout={fraction} must lie in [0, 1]")
+    keys = (df["store_id"] + "/" + df["buyer_id"] + "/" + df["session_id"]).to_list()
+    drop = np.array([(zlib.crc32(f"{salt}:{k}".encode()) % 10_000) < fraction * 10_000
+                     for k in keys], bool)
+    return df.with_columns(pl.when(pl.Series(drop)).then(pl.lit(-1, pl.Int32))
+                           .otherwise(pl.col("persona").cast(pl.Int32)).alias("persona"))
+
+
 def encode_examples(tokenizer, rows: Sequence[dict], *, goal_field: str, max_len: int,
                     use_persona: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(ids, loss_on_ids)] per trace row; loss_on_ids marks action tokens (incl. newline, EOS)."""

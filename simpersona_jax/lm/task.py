@@ -71,6 +71,7 @@ class SFTTask(OptionalTaskHooks):
             df = df.join(keep, on=["store_id", "buyer_id", "session_id"], how="semi")
         train_df, eval_df = sft.split_sessions(df, float(d.eval_fraction))
         train_df = sft.mix_goals(train_df, d.goal_field, float(d.get("neutral_fraction", 0.0)))
+        train_df = sft.drop_personas(train_df, float(d.get("persona_dropout", 0.0)))
         if train_df.height == 0:
             raise ValueError(f"{d.traces_dir}: no training rows after the held-out split")
         self.goal_field = d.goal_field

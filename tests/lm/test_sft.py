@@ -152,3 +152,16 @@ def test_mix_goals_is_per_session_and_hits_the_fraction():
     assert sft.mix_goals(df, "goal_intent", 0.0)[sft.MIXED_GOAL].to_list() == df["goal_intent"].to_list()
     with pytest.raises(ValueError, match="neutral_fraction"):
         sft.mix_goals(df, "goal_intent", 1.5)
+
+
+def test_drop_personas_blanks_whole_sessions():
+    import polars as pl
+
+    df = pl.DataFrame(make_rows(400))
+    out = sft.drop_personas(df, 0.25)
+    dropped = out.filter(pl.col("persona") == -1)["session_id"].n_unique() / df["session_id"].n_unique()
+    assert 0.15 < dropped < 0.35
+    assert out.group_by("session_id").agg(pl.col("persona").n_unique())["persona"].max() == 1
+    kept = out.filter(pl.col("persona") >= 0)
+    assert kept["persona"].to_list() == df.join(kept.select("session_id", "step"),
+                                                on=["session_id", "step"])["persona"].to_list()
