@@ -105,13 +105,15 @@ def _err(figs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     return val, np.nan_to_num(np.clip(np.stack([val - lo, hi - val]), 0, None))
 
 
-def _bars(ax, labels: list[str], series: list[tuple[str, list[dict]]], ylabel: str) -> None:
+def _bars(ax, labels: list[str], series: list[tuple[str, list[dict]]], ylabel: str,
+          first_color: int = 0) -> None:
+    """Grouped bars with CI error bars; colour C0 is the real buyers', C1.. the arms'."""
     x = np.arange(len(labels))
     width = 0.8 / max(len(series), 1)
     for i, (name, figs) in enumerate(series):
         val, err = _err(figs)
         ax.bar(x + (i - (len(series) - 1) / 2) * width, np.nan_to_num(val), width, yerr=err,
-               capsize=2, label=name)
+               capsize=2, label=name, color=f"C{first_color + i}")
     ax.set_xticks(x, labels)
     ax.set_ylabel(ylabel)
 
@@ -134,7 +136,7 @@ def plots(report: dict) -> dict[str, str]:
     ax = fig.subplots()
     _bars(ax, list(schema.ALIGNMENT_STRATA),
           [(name, [figs["ara_per_stratum"][k] for k in schema.ALIGNMENT_STRATA])
-           for name, figs in rows(report)], "ARA per stratum")
+           for name, figs in rows(report)], "ARA per stratum", first_color=1)
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=7, loc="lower left")
     out["plot-ara-per-stratum"] = _svg(fig)
