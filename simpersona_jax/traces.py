@@ -30,8 +30,6 @@ from simpersona_jax.rollout.driver import DriverConfig
 from simpersona_jax.storefront.catalog import catalogs_from_events, read_catalogs, write_catalogs
 from simpersona_jax.storefront.server import StorefrontServer
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "experiments/traces.py", lock_config=True)
-
 
 def load(cfg) -> tuple[pl.DataFrame, str]:
     """(events of the candidate stores, catalog dir)."""
@@ -122,5 +120,7 @@ def main(argv):
         sys.exit("no session could be replayed")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # flags only here: the pipeline imports run() next to other tools
+    _CONFIG = config_flags.DEFINE_config_file("config", None, "experiments/traces.py",
+                                              lock_config=True)
     app.run(main)

@@ -5,6 +5,8 @@ inconsistent persona codes are errors."""
 import importlib.util
 import os
 import re
+import subprocess
+import sys
 
 import polars as pl
 import pytest
@@ -139,3 +141,12 @@ def test_out_of_range_code_and_lossy_join_are_errors(workdir, tmp_path):
     with pytest.raises(PipelineError, match=r"traces in .*traces to the codes in .*other_ids.parquet .*loses"):
         persona_coverage(traces, other, 16)
     assert persona_coverage(traces, codes_path, 16)["trace_buyers_with_code"] > 0
+
+
+def test_cli_parses_its_flags_and_reports_errors_plainly(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "simpersona_jax.pipeline",
+                           "--config=experiments/simpersona.py", f"--workdir={tmp_path}",
+                           "--config.stages=vqvae"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "error: stage data (read by vqvae) has no current manifest" in proc.stderr

@@ -16,6 +16,8 @@ from typing import Callable
 
 import ml_collections
 
+from simpersona_jax import simulate as simulate_lib
+from simpersona_jax import traces as traces_lib
 from simpersona_jax.loop.checks import PipelineError, check_code_range, persona_coverage
 
 
@@ -151,9 +153,7 @@ def _traces_configure(pcfg, done, stage_dir):
 
 
 def _traces_execute(cfg, stage_dir, done):
-    from simpersona_jax.traces import run
-
-    summary = run(cfg)
+    summary = traces_lib.run(cfg)
     if summary["replayed"] == 0:
         raise PipelineError(f"traces: no session could be replayed (see {stage_dir})")
     a = _out(done, "assign")
@@ -214,10 +214,8 @@ def _sim_configure(sub: str):
 
 
 def _simulate_execute(cfg, stage_dir, done):
-    from simpersona_jax.simulate import format_report, simulate
-
-    report = simulate(cfg)
-    print(format_report(report), flush=True)
+    report = simulate_lib.simulate(cfg)
+    print(simulate_lib.format_report(report), flush=True)
     keep = ("episodes", "stratified_ara", "mean_cr_alignment", "mean_stratum_jsd", "crash_rate",
             "unparseable_action_rate")
     return {k: report.get(k) for k in keep}, ["report.json"]
