@@ -41,7 +41,7 @@ def main(argv):
 
     try:
         run(_CONFIG.value, _WORKDIR.value)
-    except PipelineError as e:
+    except (PipelineError, FileNotFoundError) as e:  # bad input: the message says what and where
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
 

@@ -22,7 +22,8 @@ TINY = {
     "vqvae.num_steps": 4, "vqvae.log_every_steps": 2, "vqvae.global_batch_size": 64,
     "vqvae.model.hidden": (32, 16), "vqvae.model.latent_dim": 8, "vqvae.model.codebook_size": 16,
     "vqvae.data.init_sample_size": 128, "vqvae.checkpoint.every_steps": 2,
-    "vqvae.eval.batch_size": 128, "vqvae.eval.kmeans_baseline": False, "vqvae.eval.chunk": 32, "vqvae.loss.contrastive_max_batch": 32,
+    "vqvae.eval.batch_size": 128, "vqvae.eval.kmeans_baseline": False, "vqvae.eval.chunk": 32,
+    "vqvae.loss.contrastive_max_batch": 32,
     "traces.max_sessions": 6, "traces.max_events_per_session": 15,
     "traces.driver.concurrency": 4, "traces.server_mode": "thread",
     "simulate.policy": "scripted", "simulate.buyers_per_store": 2, "simulate.server_mode": "thread",
@@ -38,8 +39,8 @@ LM_TINY = {
 
 
 def tiny_config(**over):
-    spec = importlib.util.spec_from_file_location("simpersona_exp",
-                                                  os.path.join(ROOT, "experiments", "simpersona.py"))
+    path = os.path.join(ROOT, "experiments", "simpersona.py")
+    spec = importlib.util.spec_from_file_location("simpersona_exp", path)
     exp = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(exp)
     cfg = exp.get_config()
@@ -52,7 +53,8 @@ def tiny_config(**over):
 
 def statuses(text: str) -> dict[str, str]:
     """{stage: "done" | "current, skipped" | ...} from the runner's per-stage lines."""
-    return {m[1]: m[2].strip() for m in re.finditer(r"^\[\d+/\d+\] (\w+)\s+(.+?)\s+[\d.]+s", text, re.M)}
+    lines = re.finditer(r"^\[\d+/\d+\] (\w+)\s+(.+?)\s+[\d.]+s", text, re.M)
+    return {m[1]: m[2].strip() for m in lines}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +78,8 @@ def test_manifests_hand_each_stage_what_it_needs(workdir):
     assert 0 < cov["heldout_codes_traced"] <= cov["heldout_codes"] <= 16
     for stage, prev in (("agent_stage1", "agent_base"), ("agent_stage2", "agent_stage1")):
         c = m[stage]["config"]
-        assert c["persona"]["num_personas"] == 16 and c["data"]["codes_path"] == assign["codes_path"]
+        assert c["persona"]["num_personas"] == 16
+        assert c["data"]["codes_path"] == assign["codes_path"]
         assert c["persona"]["codes_path"] == assign["codebook_path"]
         assert c["lm"]["init_from"] == m[prev]["outputs"]["hf"]
         assert c["data"]["traces_dir"] == traces["traces_dir"]
@@ -130,15 +133,19 @@ def test_subset_on_a_fresh_workdir_names_the_missing_stage(tmp_path):
 
 
 def test_out_of_range_code_and_lossy_join_are_errors(workdir, tmp_path):
-    traces, codes_path = os.path.join(workdir, "traces"), os.path.join(workdir, "assign", "codes.parquet")
+    traces = os.path.join(workdir, "traces")
+    codes_path = os.path.join(workdir, "assign", "codes.parquet")
     codes = pl.read_parquet(codes_path)
     bad = str(tmp_path / "bad_codes.parquet")
-    codes.with_columns(code=pl.when(pl.col("row") == 0).then(16).otherwise(pl.col("code"))).write_parquet(bad)
-    with pytest.raises(PipelineError, match=r"bad_codes.parquet: 1 persona code\(s\) out of range \[0, 16\)"):
+    out_of_range = pl.when(pl.col("row") == 0).then(16).otherwise(pl.col("code"))
+    codes.with_columns(code=out_of_range).write_parquet(bad)
+    with pytest.raises(PipelineError, match=r"bad_codes.parquet: 1 persona code\(s\) out of range "
+                                            r"\[0, 16\)"):
         persona_coverage(traces, bad, 16)
     other = str(tmp_path / "other_ids.parquet")
     codes.with_columns(buyer_id=pl.col("buyer_id") + "x").write_parquet(other)
-    with pytest.raises(PipelineError, match=r"traces in .*traces to the codes in .*other_ids.parquet .*loses"):
+    with pytest.raises(PipelineError,
+                       match=r"traces in .*traces to the codes in .*other_ids.parquet .*loses"):
         persona_coverage(traces, other, 16)
     assert persona_coverage(traces, codes_path, 16)["trace_buyers_with_code"] > 0
 

@@ -54,7 +54,8 @@ def stale_reason(stage_dir: str, config_digest: str, inputs: dict[str, str]) -> 
     if m["config_digest"] != config_digest:
         return "config changed"
     if m["inputs"] != inputs:
-        changed = sorted(k for k in set(m["inputs"]) | set(inputs) if m["inputs"].get(k) != inputs.get(k))
+        changed = sorted(k for k in set(m["inputs"]) | set(inputs)
+                         if m["inputs"].get(k) != inputs.get(k))
         return f"input {', '.join(changed)} changed"
     missing = [a for a in m["artifacts"] if not os.path.exists(os.path.join(stage_dir, a))]
     if missing:

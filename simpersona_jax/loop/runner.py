@@ -1,4 +1,4 @@
-"""Runs the stages of the whole loop in order: skip the current, resume the unfinished, run the rest.
+"""Runs the whole loop's stages in order: skip the current, resume the unfinished, run the rest.
 
 One line per stage with its wall time (above a tqdm bar over the stages). `stages` selects a
 subset ("all" or e.g. "vqvae,assign"): the stages a selected one reads must then be current,

@@ -132,14 +132,15 @@ def _assign_execute(cfg, stage_dir, done):
     codes_path = os.path.join(stage_dir, "codes.parquet")
     codes = pl.read_parquet(codes_path)
     check_code_range(codes, k, codes_path)
-    used = codes.group_by("split").agg(pl.col("code").n_unique().alias("codes"), pl.len().alias("n"))
+    used = codes.group_by("split").agg(pl.col("code").n_unique().alias("codes"),
+                                       pl.len().alias("n"))
     outputs = dict(
         K=k, codes_path=codes_path, codebook_path=os.path.join(stage_dir, "codebook.npy"),
         codebook_shape=list(codebook_KxC.shape),
         p_store_path=os.path.join(stage_dir, "p_store.parquet"),
         used_codes=int(codes["code"].n_unique()),
-        per_split={r["split"]: dict(buyers=r["n"], codes=r["codes"]) for r in used.iter_rows(named=True)},
-        quality=json.load(open(os.path.join(stage_dir, "quality.json"))))
+        per_split={r["split"]: dict(buyers=r["n"], codes=r["codes"])
+                   for r in used.iter_rows(named=True)})
     return outputs, ["codes.parquet", "p_store.parquet", "codebook.npy", "quality.json"]
 
 

@@ -36,6 +36,7 @@ def test_vqvae_reads_buyers_of_the_data_root(tmp_path):
 
     (tmp_path / "buyers").mkdir()
     (tmp_path / "buyers" / "stats.json").write_text("{}")
-    assert resolve_buyers_dir(ml_collections.ConfigDict({"dir": str(tmp_path)})) == str(tmp_path / "buyers")
+    buyers = resolve_buyers_dir(ml_collections.ConfigDict({"dir": str(tmp_path)}))
+    assert buyers == str(tmp_path / "buyers")
     with pytest.raises(FileNotFoundError, match="config.data.dir"):
         resolve_buyers_dir(ml_collections.ConfigDict({"dir": str(tmp_path / "nope")}))

@@ -48,11 +48,12 @@ def test_mistyped_data_dir_is_an_error_and_generates_nothing(tmp_path):
 
     from simpersona_jax.traces import load
 
-    spec = importlib.util.spec_from_file_location("traces_exp", os.path.join(ROOT, "experiments", "traces.py"))
+    path = os.path.join(ROOT, "experiments", "traces.py")
+    spec = importlib.util.spec_from_file_location("traces_exp", path)
     exp = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(exp)
     cfg = exp.get_config()
     cfg.data.dir = str(tmp_path / "no_such_root")
-    with pytest.raises(FileNotFoundError, match=r"config.data.dir=.*no_such_root.* is not a directory"):
+    with pytest.raises(FileNotFoundError, match=r"config.data.dir=.*no_such_root.* is not a dir"):
         load(cfg)
     assert not (tmp_path / "no_such_root").exists()
