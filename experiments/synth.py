@@ -14,6 +14,6 @@ from simpersona_jax.synth.generate import default_config
 def get_config():
     return ml_collections.ConfigDict(dict(
         synth=default_config(),
-        out_dir="runs/data/default",
+        out_dir="data/default",  # the data root data.dir="synthetic:default" reads
         build_buyers=True,
     ))

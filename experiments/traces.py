@@ -6,7 +6,8 @@
         --config.events.paths=../shared/datasets/rees46/2019-Oct-head.csv \
         --config.events.store_id=rees46 --config.max_sessions=100 --config.out_dir=runs/traces_rees46
 
-Uses the synthetic training stores (generated into `events.synth_dir` if missing), samples
+Uses the synthetic training stores of the data root `data.dir` (default "synthetic:default": the
+embedded default, built under data/default on first use; features/default.py), samples
 `max_sessions` sessions, replays them with `driver.concurrency` browser contexts, and prints
 progress then one summary line (measured: 200/200 replayed, 3,255 steps, 445,977 tokens, 3 min
 on 2 busy cores; the REES46 line above: 100/100 replayed, 561 steps, 41 s):
@@ -16,21 +17,18 @@ Writes `<out_dir>/traces-00000.parquet`, ... (TRACE_SCHEMA) and `<out_dir>/summa
 
 import ml_collections
 
-from simpersona_jax.synth.generate import default_config
-
 
 def get_config():
     c = ml_collections.ConfigDict()
     c.out_dir = "runs/traces"
+    c.data = ml_collections.ConfigDict(dict(dir="synthetic:default"))  # or a synthesize output
     c.events = ml_collections.ConfigDict(dict(
-        kind="synthetic",  # "synthetic" (synth_dir) or "files" (paths via data.sources.load_events)
-        synth_dir="runs/data/default",  # generator output; built with `synth` below if missing
+        kind="synthetic",  # "synthetic" (stores of data.dir) or "files" (via data.sources.load_events)
         split="train",  # synthetic stores to replay: train / heldout / all
         paths="",  # comma-separated raw event files for kind="files"
         source="auto",
         store_id="",  # store id for sources without one (REES46)
     ))
-    c.synth = default_config()
     c.max_sessions = 200  # the paper's SFT set: ~3,600 sessions (~34k steps) from 39 stores
     # assign's codes.parquet: sample sessions round-robin over the buyers' VQ codes (the codes of
     # held-out stores' buyers first) so every persona token gets traces; "" = uniform sample.

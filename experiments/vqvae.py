@@ -9,7 +9,8 @@ Builds the embedded default buyer vectors under data/default on first use, train
 workdir, and ends with the quality table of the VQ-VAE codes vs MiniBatchKMeans(K=256):
 Calinski-Harabasz, stratum purity, aux-label incoherence, perplexity, used/dead codes and
 NMI/ARI against the true synthetic types. Rerunning with the same --workdir resumes.
-Other buyer vectors: --config.data.buyers_dir=<dir with vectors.zarr/meta.parquet/stats.json>.
+Other buyer vectors: --config.data.dir=<data root with buyers/{vectors.zarr,meta.parquet,stats.json}>
+(what synthesize or ingest wrote).
 """
 
 import ml_collections
@@ -27,8 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
 
   c.data = ml_collections.ConfigDict()
-  c.data.dir = "data/default"        # embedded default, built on first use
-  c.data.buyers_dir = ""             # or existing buyer vectors (features/store.py layout)
+  c.data.dir = "synthetic:default"   # or a data root with buyers/ (features/default.py)
   c.data.train_split = "train"
   c.data.eval_split = "all"
   c.data.init_sample_size = 4096     # buyers encoded for the k-means++ codebook init

@@ -2,10 +2,11 @@
 
     python -m simpersona_jax.traces --config=experiments/traces.py [--config.x=...]
 
-Loads canonical events (synthetic training stores or raw files), samples sessions, serves their
-stores' catalogs, replays each session through the driver with the path planner, keeps the
-sessions whose events the storefront's log reproduces, and writes trace shards
-`<out_dir>/traces-%05d.parquet` plus `<out_dir>/summary.json`.
+Loads canonical events (synthetic stores of the data root `data.dir`, or raw files), samples
+sessions, serves their stores' catalogs, replays each session through the driver with the path
+planner, keeps the sessions whose events the storefront's log reproduces, and writes trace shards
+`<out_dir>/traces-%05d.parquet` plus `<out_dir>/summary.json`. `run(cfg)` is the library call
+(the CLI and `simpersona_jax.pipeline` both use it).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from absl import app
 from ml_collections import config_flags
 
 from simpersona_jax.data.schema import COLUMNS
+from simpersona_jax.features.default import resolve_data_dir
 from simpersona_jax.replay import sample as replay_sample
 from simpersona_jax.replay.replay import replay_sessions
 from simpersona_jax.replay.schema import TraceWriter
@@ -29,25 +31,20 @@ from simpersona_jax.rollout.driver import DriverConfig
 from simpersona_jax.storefront.catalog import catalogs_from_events, read_catalogs, write_catalogs
 from simpersona_jax.storefront.server import StorefrontServer
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "experiments/traces.py", lock_config=True)
-
 
 def load(cfg) -> tuple[pl.DataFrame, str]:
     """(events of the candidate stores, catalog dir)."""
     ev = cfg.events
     if ev.kind == "synthetic":
-        if not os.path.isdir(os.path.join(ev.synth_dir, "events")):
-            from simpersona_jax.synth.generate import generate
-
-            print(f"generating synthetic stores into {ev.synth_dir}", flush=True)
-            generate(cfg.synth, ev.synth_dir)
-        with open(os.path.join(ev.synth_dir, "stores.json")) as f:
+        root = resolve_data_dir(cfg.data.dir, "config.data.dir",
+                                need=("events", "stores.json", "catalog"))
+        with open(os.path.join(root, "stores.json")) as f:
             split = json.load(f)
         stores = split["train"] + split["heldout"] if ev.split == "all" else split[ev.split]
-        events = (pl.scan_parquet(os.path.join(ev.synth_dir, "events", "**", "*.parquet"),
+        events = (pl.scan_parquet(os.path.join(root, "events", "**", "*.parquet"),
                                   hive_partitioning=True)
                   .filter(pl.col("store_id").is_in(stores)).select(COLUMNS).collect())
-        return events, os.path.join(ev.synth_dir, "catalog")
+        return events, os.path.join(root, "catalog")
     if ev.kind == "files":
         from simpersona_jax.data.sources import load_events
 
@@ -73,9 +70,8 @@ def sample_sessions(events: pl.DataFrame, cfg) -> tuple[pl.DataFrame, dict]:
                                          cfg.seed, codes, priority)
 
 
-def main(argv):
-    del argv
-    cfg = _CONFIG.value
+def run(cfg) -> dict:
+    """Replays sampled sessions and writes the trace shards; returns summary.json's dict."""
     t0 = time.time()
     events, catalog_dir = load(cfg)
     sample, stats = sample_sessions(events, cfg)
@@ -118,9 +114,16 @@ def main(argv):
     print(report.summary())
     print(f"wrote {len(shards)} shard(s), {writer.n_rows} rows to {cfg.out_dir} "
           f"in {summary['seconds']}s")
-    if report.replayed == 0:
+    return summary
+
+
+def main(argv):
+    del argv
+    if run(_CONFIG.value)["replayed"] == 0:
         sys.exit("no session could be replayed")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # flags only here: the pipeline imports run() next to other tools
+    _CONFIG = config_flags.DEFINE_config_file("config", None, "experiments/traces.py",
+                                              lock_config=True)
     app.run(main)

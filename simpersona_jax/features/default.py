@@ -1,7 +1,13 @@
-"""The embedded default dataset: synthetic stores -> canonical events -> buyer vectors.
+"""The data root every tool reads, and the embedded default dataset behind its default.
 
-Built on first use under `data_dir` (a few seconds at the default size) and reused afterwards;
-a partially built directory is completed, never trusted (the generator skips finished shards and
+A data root is a directory holding `events/` (canonical events), `buyers/` (vectors, meta,
+stats) and, for synthetic data, `stores.json` and `catalog/` (what `synthesize` or `ingest`
+writes). Configs name it with one key, `data.dir` (`data_dir` in flat configs), whose one
+default is "synthetic:default": the embedded synthetic default, built on first use under
+data/default (a few seconds) and reused afterwards. Any other value must be an existing
+directory: a mistyped path is an error, never a place to generate data.
+
+A partially built default is completed, never trusted (the generator skips finished shards and
 the buyer step is redone unless its stats.json exists).
 """
 
@@ -15,6 +21,32 @@ import polars as pl
 
 from simpersona_jax.features.build import build_buyers
 from simpersona_jax.synth.generate import default_config, generate
+
+
+SYNTHETIC_DEFAULT = "synthetic:default"
+DEFAULT_DIR = "data/default"
+
+
+def resolve_data_dir(value: str, key: str = "data.dir", need: tuple[str, ...] = ()) -> str:
+    """The directory a config's data root names; `need`: paths inside it that must exist.
+
+    "synthetic:default" builds the embedded default under data/default if missing; any other
+    value must be an existing directory (errors name `key` and what is missing)."""
+    if value == SYNTHETIC_DEFAULT:
+        ensure_default(DEFAULT_DIR)
+        path = DEFAULT_DIR
+    elif value.startswith("synthetic:"):
+        raise ValueError(f"{key}={value!r}: the only synthetic data root is {SYNTHETIC_DEFAULT!r}")
+    elif not value or not os.path.isdir(value):
+        raise FileNotFoundError(
+            f"{key}={value!r} is not a directory; give a data root written by synthesize or "
+            f"ingest, or {SYNTHETIC_DEFAULT!r} for the embedded synthetic default")
+    else:
+        path = value
+    missing = [n for n in need if not os.path.exists(os.path.join(path, n))]
+    if missing:
+        raise FileNotFoundError(f"{key}={value!r}: {path} lacks {', '.join(missing)}")
+    return path
 
 
 def ensure_default(data_dir: str, cfg: ml_collections.ConfigDict | None = None) -> str:

@@ -48,17 +48,11 @@ def recon_blocks(mcfg, lcfg) -> tuple[tuple[int, int, float], ...]:
 
 
 def resolve_buyers_dir(dcfg) -> str:
-    """config.data.buyers_dir if given, else the embedded default built under config.data.dir."""
-    if dcfg.get("buyers_dir"):
-        if not os.path.exists(os.path.join(dcfg.buyers_dir, "stats.json")):
-            raise FileNotFoundError(
-                f"config.data.buyers_dir={dcfg.buyers_dir!r} has no stats.json "
-                "(build buyer vectors first)"
-            )
-        return dcfg.buyers_dir
-    from simpersona_jax.features.default import ensure_default
+    """`<config.data.dir>/buyers` ("synthetic:default" or an existing data root)."""
+    from simpersona_jax.features.default import resolve_data_dir
 
-    return ensure_default(dcfg.dir)
+    root = resolve_data_dir(dcfg.dir, "config.data.dir", need=("buyers/stats.json",))
+    return os.path.join(root, "buyers")
 
 
 class _InMemory:
