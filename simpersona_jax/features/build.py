@@ -2,8 +2,10 @@
 
 Each partition (`store_id=<s>/bucket=<b>`) holds whole buyers, so partitions are packed into
 units of about `rows_per_unit` events and a few units are processed at once: scalars, stratum and
-slots (scalars.py), content embeddings of the slot products (embed.py), written into the unit's
-row range of the zarr matrix. The 16 scalars are then standardised in place with mean/std
+slots (scalars.py), embeddings of the slot products, written into the unit's row range of the
+zarr matrix. Products are embedded by their content (embed.py), or, in a store whose events carry
+no content at all (ids only), by a behavioural embedding fitted on that store's own sessions
+(cooc.py); stats.json names the embedder of each store (`product_embedders`). The 16 scalars are then standardised in place with mean/std
 fitted on training stores only (saved in stats.json, reused for held-out and future stores), and
 the behaviour labels are thresholded at the training-store medians.
 """
@@ -20,7 +22,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from simpersona_jax.data import parallel
-from simpersona_jax.features import embed, scalars, store
+from simpersona_jax.features import cooc, embed, scalars, store
 
 DIM = len(scalars.SCALAR_NAMES) + len(scalars.SLOTS) * embed.DIM + len(scalars.SLOTS)  # 403
 # Label -> (scalar column, threshold rule): high = value > training-store median.
@@ -61,16 +63,25 @@ def _scan(events_dir_or_partitions: str | list[str]) -> pl.LazyFrame:
                            hive_partitioning=False)  # store_id is a column of every file
 
 
-def vectors_from_table(table: pl.DataFrame) -> np.ndarray:
-    """[B, 403]: raw scalars ‖ 3 slot embeddings ‖ 3 slot masks (scalars standardised later)."""
+def vectors_from_table(table: pl.DataFrame,
+                       item_vectors: dict[str, cooc.ItemVectors] | None = None) -> np.ndarray:
+    """[B, 403]: raw scalars ‖ 3 slot embeddings ‖ 3 slot masks (scalars standardised later).
+
+    `item_vectors`: store -> behavioural product vectors, used for that store's buyers instead
+    of the content embedding (id-only stores)."""
     x = np.zeros((table.height, DIM), np.float32)
     n_s = len(scalars.SCALAR_NAMES)
     x[:, :n_s] = table.select(scalars.SCALAR_NAMES).to_numpy().astype(np.float32)
     for k, slot in enumerate(scalars.SLOTS):
         present = table[f"{slot}.product_id"].is_not_null().to_numpy()
         cols = [table[f"{slot}.{c}"].to_list() for c in scalars.CONTENT]
+        emb = embed.embed_products(*cols)
+        for store_id, items in (item_vectors or {}).items():
+            rows = (table["store_id"] == store_id).to_numpy()
+            if rows.any():
+                emb[rows] = items.lookup(table[f"{slot}.product_id"].filter(rows))
         lo = n_s + k * embed.DIM
-        x[:, lo:lo + embed.DIM] = embed.embed_products(*cols) * present[:, None]
+        x[:, lo:lo + embed.DIM] = emb * present[:, None]
         x[:, n_s + len(scalars.SLOTS) * embed.DIM + k] = present
     return x
 
@@ -116,11 +127,14 @@ def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | Non
     shutil.rmtree(parts_dir, ignore_errors=True)
     os.makedirs(parts_dir)
     medians = scalars.store_median_prices(_scan(events_dir)).collect()
+    item_vectors = {s: cooc.fit(_scan(events_dir).filter(pl.col("store_id") == s))
+                    for s in cooc.id_only_stores(_scan(events_dir))}
     matrix = store.create_matrix(os.path.join(buyers_dir, "vectors.zarr"), 0, DIM)
     offset = 0
+
     def one(unit):
         table = scalars.buyer_table(_scan(unit), medians)
-        return table, vectors_from_table(table)
+        return table, vectors_from_table(table, item_vectors)
 
     units = group_partitions(list_partitions(events_dir), rows_per_unit)
     for k, (table, x) in enumerate(parallel.ordered_map(one, units, workers)):
@@ -165,6 +179,8 @@ def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | Non
     stats = {"dim": DIM, "scalar_names": list(scalars.SCALAR_NAMES), "mean": mean.tolist(),
              "std": std.tolist(), "label_thresholds": thresholds, "label_sources": LABEL_SOURCES,
              "train_stores": train_stores, "stores": stores_sorted, "buyers": offset,
+             "product_embedders": {s: "cooc" if s in item_vectors else "content"
+                                   for s in stores_sorted},
              "strata": strata.rows()}
     with open(os.path.join(buyers_dir, "stats.json"), "w") as f:
         json.dump(stats, f, indent=1)
