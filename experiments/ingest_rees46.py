@@ -3,7 +3,9 @@
     python -m simpersona_jax.ingest --config=experiments/ingest_rees46.py
 
 Should print: rows read 17,435  kept 17,429  quarantined 6 (duplicate 5, truncated_row 1),
-buyers 4,504, sessions 5,067 (5,066 ids, one shared by two users), strata A 193 C 49 D 4,262, then `buyer vectors: 4,504 x 403`.
+buyers 4,504, sessions 5,067 (5,066 ids, one shared by two users), strata A 193 C 49 D 4,262, then
+`buyer vectors: 4,504 x 403`, the buyers' strata and `product embedder per store: rees46 content`.
+Another log: override ingest.inputs / store_id / out_dir and give ingest.mapping_file (README).
 """
 
 import ml_collections

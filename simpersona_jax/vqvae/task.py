@@ -79,6 +79,37 @@ def _select(batch: dict) -> dict:
     return {k: host.device_ready(batch[k], np.float32 if k == "x" else np.int32) for k in BATCH_KEYS}
 
 
+def _defined(metrics: dict[str, float]) -> dict[str, float]:
+    """The metrics that are defined on these buyers: a NaN (e.g. CH with one buyer per code) is
+    left out, so it is neither written to TensorBoard nor to quality.json; the quality table
+    shows it as n/a with "too few buyers for this metric"."""
+    return {k: v for k, v in metrics.items() if np.isfinite(v)}
+
+
+def check_data_size(config, n: int, hosts: int = 1) -> None:
+    """Fails once, naming every setting that `n` training buyers cannot support and a value that
+    works, instead of one error at a time (codebook init, then the loader)."""
+    def pow2(v: int) -> int:  # the largest power of two <= v (at least 1)
+        return 1 << max(0, int(v).bit_length() - 1)
+
+    k, gbs = int(config.model.codebook_size), int(config.global_batch_size)
+    sample = int(config.data.get("init_sample_size", 4096))
+    fixes = []
+    if k > min(sample, n):
+        k_ok = min(pow2(max(2, n // 4)), k)
+        fixes.append(f"model.codebook_size={k} -> {k_ok} (k-means++ starts from {k} distinct "
+                     f"buyers of the init sample)")
+        k = k_ok
+    if sample < k:
+        fixes.append(f"data.init_sample_size={sample} -> {k} (at least codebook_size)")
+    if gbs > (n // hosts) * hosts:
+        fixes.append(f"global_batch_size={gbs} -> {pow2(n // hosts) * hosts} ({n} buyers on "
+                     f"{hosts} host(s) make no whole batch of {gbs})")
+    if fixes:
+        raise ValueError(f"{n} training buyers are too few for this config; change "
+                         + "; ".join(fixes) + " (e.g. --config.<setting>=<value>)")
+
+
 class VQVAETask(OptionalTaskHooks):
     """config: model {...}, vq {...}, loss {...}, data {...}, eval {...} (experiments/vqvae.py)."""
 
@@ -181,9 +212,8 @@ class VQVAETask(OptionalTaskHooks):
         only the sampled rows are read."""
         train = self.source("train")
         n = len(train)
+        check_data_size(self.config, n, jax.process_count())
         m = min(int(self.config.data.get("init_sample_size", 4096)), n)
-        if m < self.k:
-            raise ValueError(f"{n} training buyers cannot initialise a codebook of {self.k} codes")
         return _select(train.take(store.sample_positions(n, m, int(self.config.seed))))
 
     # ---- model ------------------------------------------------------------------------------
@@ -334,7 +364,7 @@ class VQVAETask(OptionalTaskHooks):
     def evaluate(self, params, extra):
         """Quality of the VQ-VAE codes on the eval split, streamed batch by batch."""
         coded = self.with_codes(params, extra, self.eval_batches())
-        return self.score(coded, {"vqvae": operator.itemgetter("code")})["vqvae"].result()
+        return _defined(self.score(coded, {"vqvae": operator.itemgetter("code")})["vqvae"].result())
 
     def report(self, params, extra, workdir, eval_metrics):
         """Quality table of the VQ-VAE codes vs MiniBatchKMeans(K) on the same buyers (one more
@@ -343,11 +373,15 @@ class VQVAETask(OptionalTaskHooks):
         baseline = self.baseline_methods()
         if baseline:
             accs = self.score(self.eval_batches(), baseline)
-            rows.update({name: acc.result() for name, acc in accs.items()})
+            rows.update({name: _defined(acc.result()) for name, acc in accs.items()})
         n = len(self.source("eval"))
         table = metrics_lib.quality_text(
             rows, f"buyer-type quality on {n} buyers (eval split), K={self.k}", self.k
         )
+        always = [m for m in metrics_lib.METRICS if not m.endswith("_true_type")]
+        if any(m not in r for r in rows.values() for m in always):
+            undefined = sorted({m for r in rows.values() for m in always if m not in r})
+            table += f"\n{', '.join(undefined)}: too few buyers for this metric"
         if workdir and jax.process_index() == 0:
             with open(os.path.join(workdir, "quality.json"), "w") as f:
                 json.dump(rows, f, indent=2)

@@ -5,7 +5,9 @@ columns, a click log with fractional epoch seconds and bare item ids (tests/fixt
 """
 
 import datetime as dt
+import json
 import os
+import re
 
 import numpy as np
 import polars as pl
@@ -129,3 +131,11 @@ def test_id_only_buyers_who_viewed_the_same_items_are_closer_than_random_pairs(t
     assert similar.sum() > 50
     # Buyers sharing items are much closer than random pairs (content-only: all zero, equal).
     assert sim[similar].mean() > sim[off].mean() + 0.3
+
+
+def test_the_readme_examples_are_the_mappings_tested_here():
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")) as f:
+        readme = f.read()
+    section = readme[readme.index("### Bringing your own data"):readme.index("### Buyer vectors")]
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", section, re.S)]
+    assert blocks == [HEADERLESS, TWO_COLUMN, CLICK_LOG]
