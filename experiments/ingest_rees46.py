@@ -18,7 +18,7 @@ def get_config():
             source="auto",  # or rees46 / retailrocket / diginetica / otto / canonical
             store_id="rees46",  # for sources without a store column
             mapping=ml_collections.config_dict.placeholder(dict),  # declarative mapping, see data/sources/mapping.py
-            mapping_file="",  # or the mapping in a .json / .py file (README: Bringing your own data)
+            mapping_file="",  # or a mapping in a .json / .py file (README: Bringing your own data)
             plausible_times=("1995-01-01", ""),  # times outside are quarantined ("": now + 1 day)
             out_dir="runs/data/rees46",
             buckets="auto",  # buyer-hash partitions across stores ("auto": ~rows_per_partition each)

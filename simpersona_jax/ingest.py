@@ -51,10 +51,11 @@ def main(argv):
     c = cfg.ingest
     if c.get("mapping_file") and c.mapping:
         raise app.UsageError("give ingest.mapping or ingest.mapping_file, not both")
+    mapping = c.get("mapping_file") or (c.mapping.to_dict() if c.mapping else None)
     with tqdm(desc="partitions", unit="part") as bar:
         report = ingest(list(c.inputs), c.out_dir, source=c.source, store_id=c.store_id,
-                        mapping=c.get("mapping_file") or (c.mapping.to_dict() if c.mapping else None),
-                        buckets=c.buckets, plausible_times=tuple(c.get("plausible_times", (None, None))),
+                        mapping=mapping, buckets=c.buckets,
+                        plausible_times=tuple(c.get("plausible_times", (None, None))),
                         session_gap_minutes=c.session_gap_minutes,
                         pseudonymize_salt=c.pseudonymize_salt or None,
                         rows_per_partition=c.rows_per_partition, workers=c.workers or None,

@@ -3,11 +3,12 @@
 Each partition (`store_id=<s>/bucket=<b>`) holds whole buyers, so partitions are packed into
 units of about `rows_per_unit` events and a few units are processed at once: scalars, stratum and
 slots (scalars.py), embeddings of the slot products, written into the unit's row range of the
-zarr matrix. Products are embedded by their content (embed.py), or, in a store whose events carry
-no content at all (ids only), by a behavioural embedding fitted on that store's own sessions
-(cooc.py); stats.json names the embedder of each store (`product_embedders`). The 16 scalars are then standardised in place with mean/std
-fitted on training stores only (saved in stats.json, reused for held-out and future stores), and
-the behaviour labels are thresholded at the training-store medians.
+zarr matrix. Products are embedded by their content (embed.py), or, in a store whose events
+carry no content at all (ids only), by a behavioural embedding fitted on that store's own
+sessions (cooc.py); stats.json names the embedder of each store (`product_embedders`). The 16
+scalars are then standardised in place with mean/std fitted on training stores only (saved in
+stats.json, reused for held-out and future stores), and the behaviour labels are thresholded at
+the training-store medians.
 """
 
 from __future__ import annotations

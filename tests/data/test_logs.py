@@ -73,7 +73,8 @@ def test_click_log_with_fractional_epoch_seconds(tmp_path):
     # The one time in ms among seconds is ~51,800 years out: quarantined, not kept.
     assert report["quarantined_by_reason"] == {"duplicate": 1, "extra_fields": 1,
                                                "implausible_time": 1, "truncated_row": 1}
-    first = _events(str(tmp_path)).filter(pl.col("buyer_id") == "u0").sort("event_time").row(0, named=True)
+    first = (_events(str(tmp_path)).filter(pl.col("buyer_id") == "u0").sort("event_time")
+             .row(0, named=True))
     assert first["event_time"] == dt.datetime.fromtimestamp(1572936960.057, UTC)
     assert first["event_time"].microsecond == 57_000
     bad = _quarantine(str(tmp_path)).filter(pl.col("reason") == "implausible_time")

@@ -12,10 +12,9 @@ from simpersona_jax.data.ingest import ingest
 from simpersona_jax.data.sources import SchemaError
 
 from .logs import CLICK_LOG, CLICKS, HEADERLESS, REES46_NOHEADER, SESSIONS, TWO_COLUMN
+from .test_malformed import GOOD, HEADER
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
-HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"
-GOOD = "2019-10-01 00:00:0{i} UTC,view,{i},1,a.b,x,10.00,u{i},s{i}\n"
 
 
 def _quarantine(out):
@@ -35,7 +34,8 @@ def test_a_wrong_epoch_unit_stops_the_run_naming_the_column_and_the_unit(tmp_pat
 
 def test_times_outside_the_plausible_window_are_quarantined(tmp_path):
     path = tmp_path / "in.csv"
-    rows = "".join(GOOD.format(i=i) for i in range(5)).replace("2019-10-01 00:00:00", "1970-01-01 00:00:00")
+    rows = "".join(GOOD.format(i=i) for i in range(5))
+    rows = rows.replace("2019-10-01 00:00:00", "1970-01-01 00:00:00")
     path.write_text(HEADER + rows)
     report = ingest([str(path)], str(tmp_path / "a"), store_id="s")
     assert (report["kept"], report["quarantined_by_reason"]) == (4, {"implausible_time": 1})
@@ -47,7 +47,8 @@ def test_times_outside_the_plausible_window_are_quarantined(tmp_path):
 
 def test_an_unparseable_time_column_names_column_value_and_formats_that_parse(tmp_path):
     path = tmp_path / "dmy.csv"
-    path.write_text("user,item,when\n" + "".join(f"u{i},i{i},13/11/2019 10:00:0{i}\n" for i in range(5)))
+    path.write_text("user,item,when\n"
+                    + "".join(f"u{i},i{i},13/11/2019 10:00:0{i}\n" for i in range(5)))
     mapping = dict(columns=dict(buyer_id="user", event_time="when", product_id="item"),
                    constant_event="product_viewed", time_format="epoch_s")
     with pytest.raises(SchemaError, match=r"dmy\.csv: time column 'when'.*none parse.*"
@@ -77,7 +78,8 @@ def test_mapping_file_on_the_command_line(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(TWO_COLUMN))
     out = subprocess.run(
         [sys.executable, "-m", "simpersona_jax.ingest", "--config=experiments/ingest_rees46.py",
-         f"--config.ingest.inputs=('{SESSIONS}',)", f"--config.ingest.mapping_file={tmp_path}/m.json",
+         f"--config.ingest.inputs=('{SESSIONS}',)",
+         f"--config.ingest.mapping_file={tmp_path}/m.json",
          "--config.ingest.store_id=coveo", f"--config.ingest.out_dir={tmp_path}/out",
          "--config.buyers.build=False"],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -104,7 +106,8 @@ def test_a_cut_off_last_row_is_truncated_row_on_the_mapped_path_too(tmp_path):
 def test_a_row_with_extra_fields_is_quarantined_not_cut(tmp_path):
     path = tmp_path / "in.csv"
     path.write_text(HEADER + GOOD.format(i=1) + GOOD.format(i=2).rstrip("\n") + ",surplus\n"
-                    + '2019-10-01 00:00:03 UTC,view,3,1,"a,b",x,10.00,u3,s3\n')  # quoted comma: fine
+                    # a quoted comma is no extra field:
+                    + '2019-10-01 00:00:03 UTC,view,3,1,"a,b",x,10.00,u3,s3\n')
     report = ingest([str(path)], str(tmp_path / "out"), store_id="s")
     assert (report["read"], report["kept"]) == (3, 2)
     assert report["quarantined_by_reason"] == {"extra_fields": 1}
@@ -116,7 +119,8 @@ def test_quarantined_duplicates_keep_their_raw_values(tmp_path):
     path = tmp_path / "in.csv"
     path.write_text(HEADER + GOOD.format(i=1) * 2)
     ingest([str(path)], str(tmp_path / "out"), store_id="s")
-    q = _quarantine(str(tmp_path / "out")).filter(pl.col("reason") == "duplicate").row(0, named=True)
+    q = _quarantine(str(tmp_path / "out")).filter(pl.col("reason") == "duplicate")
+    q = q.row(0, named=True)
     assert (q["_raw_time"], q["_raw_event"], q["_raw_price"]) == (
         "2019-10-01 00:00:01 UTC", "view", "10.00")
 

@@ -13,7 +13,8 @@ from simpersona_jax.features.build import build_buyers
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
 
-def _events(store_id: str, n_buyers: int = 80, content: bool = False, seed: int = 0) -> pl.DataFrame:
+def _events(store_id: str, n_buyers: int = 80, content: bool = False,
+            seed: int = 0) -> pl.DataFrame:
     """Buyers of 4 tastes, each viewing items of its taste group (10 items a group)."""
     rng = np.random.default_rng(seed)
     rows = []

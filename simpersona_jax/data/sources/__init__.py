@@ -172,7 +172,8 @@ def read_file(path: str, mapping: Mapping, store_id: str | None, tmp_dir: str,
         header = ["session", "aid", "ts", "type", "_row"]
     else:
         raw = _scan_text(path, mapping, tmp_dir, n_rows)
-        header = [c for c in raw.collect_schema().names() if c not in ("_row", "_truncated", "_extra")]
+        header = [c for c in raw.collect_schema().names()
+                  if c not in ("_row", "_truncated", "_extra")]
     mapping = mapping.for_header(header)
     missing = sorted(mapping.source_columns() - set(header))
     if missing:

@@ -54,7 +54,8 @@ def parse_time(raw: pl.Expr, time_format: str) -> pl.Expr:
     return parsed.dt.replace_time_zone("UTC")
 
 
-def window(plausible: tuple[str | None, str | None] = (EARLIEST, None)) -> tuple[dt.datetime, dt.datetime]:
+def window(plausible: tuple[str | None, str | None] = (EARLIEST, None)
+           ) -> tuple[dt.datetime, dt.datetime]:
     """The plausible (earliest, latest) times; None: 1995-01-01 / now + 1 day."""
     lo, hi = plausible
     utc = dt.timezone.utc
