@@ -28,5 +28,7 @@ def get_config():
             pseudonymize_salt="",  # non-empty: re-key buyer ids with a salted SHA-256
             keep_staging=False,  # keep _staging/ (a copy of the input kept for resume) after a run
         ),
-        buyers=dict(build=True, train_stores=()),  # () = every store is a training store
+        # train_stores () = every store is a training store; id_embedding: products of id-only
+        # stores embedded from their sessions (False: zero vectors, as content-only)
+        buyers=dict(build=True, train_stores=(), id_embedding=True),
     ))

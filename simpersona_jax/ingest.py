@@ -41,8 +41,9 @@ def format_report(report: dict) -> str:
 def format_buyers(stats: dict, buyers_dir: str) -> str:
     strata = "  ".join(f"{STRATA[int(k)]} {v:,}" for k, v in stats["strata"])
     embedders = "  ".join(f"{s} {e}" for s, e in stats["product_embedders"].items())
-    return (f"buyer vectors: {stats['buyers']:,} x {stats['dim']} -> {buyers_dir}\n"
-            f"strata {strata}\nproduct embedder per store: {embedders}")
+    return (f"buyer vectors: {stats['buyers']:,} x {stats['dim']} -> {buyers_dir}  "
+            f"strata {strata}  ({stats['zero_share']:.1%} of entries zero)\n"
+            f"product embedder per store: {embedders}")
 
 
 def main(argv):
@@ -65,7 +66,8 @@ def main(argv):
         with tqdm(desc="buyers", unit="buyer") as bar:
             stats = build_buyers(os.path.join(c.out_dir, "events"), os.path.join(c.out_dir, "buyers"),
                                  list(cfg.buyers.train_stores) or None, progress=bar.update,
-                                 workers=c.workers or None, rows_per_unit=c.rows_per_partition)
+                                 workers=c.workers or None, rows_per_unit=c.rows_per_partition,
+                                 id_embedding=cfg.buyers.get("id_embedding", True))
         print(format_buyers(stats, os.path.join(c.out_dir, "buyers")))
 
 

@@ -113,7 +113,7 @@ def _fit_standardisation(meta: pl.LazyFrame, train_stores: list[str], reference:
 def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | None = None,
                  truth: pl.DataFrame | pl.LazyFrame | None = None, progress=None,
                  reference_stats: dict | None = None, workers: int | None = None,
-                 rows_per_unit: int = 2_000_000) -> dict:
+                 rows_per_unit: int = 2_000_000, id_embedding: bool = True) -> dict:
     """Writes vectors.zarr, meta.parquet and stats.json under `buyers_dir`; returns stats.
 
     Memory is bounded by a few partitions: per-partition metadata goes to disk and every statistic
@@ -122,6 +122,8 @@ def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | Non
     traffic scored by a model trained elsewhere; all stores here are then "heldout".
     `workers`: units of about `rows_per_unit` events computed at once (threads; default: the
     cores, at most 4); memory holds about `workers` units.
+    `id_embedding`: embed the products of id-only stores behaviourally (cooc.py); False leaves
+    them to the content embedder (zero vectors). stats["zero_share"]: the share of zero entries.
     """
     os.makedirs(buyers_dir, exist_ok=True)
     parts_dir = os.path.join(buyers_dir, "_meta_parts")
@@ -129,9 +131,9 @@ def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | Non
     os.makedirs(parts_dir)
     medians = scalars.store_median_prices(_scan(events_dir)).collect()
     item_vectors = {s: cooc.fit(_scan(events_dir).filter(pl.col("store_id") == s))
-                    for s in cooc.id_only_stores(_scan(events_dir))}
+                    for s in (cooc.id_only_stores(_scan(events_dir)) if id_embedding else [])}
     matrix = store.create_matrix(os.path.join(buyers_dir, "vectors.zarr"), 0, DIM)
-    offset = 0
+    offset = zeros = 0
 
     def one(unit):
         table = scalars.buyer_table(_scan(unit), medians)
@@ -146,6 +148,7 @@ def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | Non
             .with_columns(row=pl.int_range(offset, offset + n, dtype=pl.Int64)) \
             .write_parquet(os.path.join(parts_dir, f"{k:06d}.parquet"))
         offset += n
+        zeros += int((x[:, len(scalars.SCALAR_NAMES):] == 0).sum())  # scalars: once standardised
         progress and progress(n)
     meta = pl.scan_parquet(os.path.join(parts_dir, "*.parquet"))
     stores_sorted = sorted(meta.select(pl.col("store_id").unique()).collect()["store_id"].to_list())
@@ -171,7 +174,9 @@ def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | Non
     n_s = len(scalars.SCALAR_NAMES)
     for lo in range(0, offset, 1 << 16):  # standardise the scalar columns in place
         block = matrix[lo:min(lo + (1 << 16), offset), :n_s]
-        block.write(((block.read().result() - mean) / std).astype(np.float32)).result()
+        scaled = ((block.read().result() - mean) / std).astype(np.float32)
+        block.write(scaled).result()
+        zeros += int((scaled == 0).sum())
     meta_path = os.path.join(buyers_dir, "meta.parquet")
     meta.select("row", "buyer_id", "store_id", "store", "split", "stratum", *LABEL_SOURCES,
                 "true_type", "n_events").sink_parquet(meta_path)  # parts are in row order
@@ -180,6 +185,7 @@ def build_buyers(events_dir: str, buyers_dir: str, train_stores: list[str] | Non
     stats = {"dim": DIM, "scalar_names": list(scalars.SCALAR_NAMES), "mean": mean.tolist(),
              "std": std.tolist(), "label_thresholds": thresholds, "label_sources": LABEL_SOURCES,
              "train_stores": train_stores, "stores": stores_sorted, "buyers": offset,
+             "zero_share": zeros / max(offset * DIM, 1),
              "product_embedders": {s: "cooc" if s in item_vectors else "content"
                                    for s in stores_sorted},
              "strata": strata.rows()}

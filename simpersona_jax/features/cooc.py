@@ -8,7 +8,7 @@ each session form a binary session x item matrix X (items: the `max_items` seen 
 a session's first `max_session_items` products), C = XᵀX without its diagonal is the
 co-occurrence, its positive PMI (context counts smoothed with exponent 0.75, as in word2vec) is
 factorised by scikit-learn's TruncatedSVD (fixed seed: deterministic), and an item is U·sqrt(S),
-L2-normalised, zero-padded to embed.DIM. The rank is min(embed.DIM, sqrt(items)): a small
+L2-normalised, turned into embed.DIM numbers by a fixed orthonormal basis. The rank is min(embed.DIM, sqrt(items)): a small
 store's co-occurrences cannot support 128 directions (click-log fixture, 200 items: cosine
 within a taste group 0.18 at rank 128, 0.68 at rank 16; across groups 0.02-0.05). Products
 that never share a session with another are the zero vector. The vectors are not comparable
@@ -73,15 +73,19 @@ def fit(events: pl.LazyFrame, dim: int = embed.DIM, max_items: int = 200_000,
     cooc = (x.T @ x).tocsr()
     cooc.setdiag(0)
     cooc.eliminate_zeros()
-    vectors = np.zeros((len(ids), dim), np.float32)
+    vectors = np.zeros((len(ids), dim), np.float32)  # no co-occurrence at all: zero vectors
     if cooc.nnz and len(ids) > 2:
         ppmi = _ppmi(cooc)
         k = min(dim, len(ids) - 1, max(2, int(np.sqrt(len(ids)))))
         svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=7, random_state=seed)
         u = svd.fit_transform(ppmi)  # = U·S
-        vectors[:, :k] = u / np.sqrt(np.maximum(svd.singular_values_, 1e-12))  # U·sqrt(S)
-        norm = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = np.divide(vectors, norm, out=np.zeros_like(vectors), where=norm > 0)
+        u = u / np.sqrt(np.maximum(svd.singular_values_, 1e-12))  # U·sqrt(S)
+        # Rotated into all `dim` coordinates by a fixed orthonormal basis: inner products are
+        # kept, and no coordinate is a constant zero for the model to learn around.
+        basis, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((dim, k)))
+        norm = np.linalg.norm(u, axis=1, keepdims=True)
+        vectors = (np.divide(u, norm, out=np.zeros_like(u), where=norm > 0) @ basis.T
+                   ).astype(np.float32)
     return ItemVectors(ids, vectors)
 
 

@@ -107,6 +107,7 @@ def test_buyer_vectors_use_content_where_it_exists_else_the_behavioural_embedder
     stats = build_buyers(str(tmp_path / "events"), str(tmp_path / "buyers"))
     assert stats["product_embedders"] == {"s": embedder}
     x = store.load_arrays(str(tmp_path / "buyers"))["x"]
+    assert stats["zero_share"] == pytest.approx(float((x == 0).mean()))
     viewed = x[:, 16:16 + 128]
     has_view = x[:, 16 + 3 * 128] == 1
     # Every buyer with a most-viewed product has a non-zero embedding of it.

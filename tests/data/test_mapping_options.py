@@ -128,6 +128,6 @@ def test_quarantined_duplicates_keep_their_raw_values(tmp_path):
 def test_buyer_summary_prints_strata_as_letters():
     from simpersona_jax.ingest import format_buyers
 
-    text = format_buyers({"buyers": 7, "dim": 403, "strata": [[0, 5], [3, 2]],
+    text = format_buyers({"buyers": 7, "dim": 403, "strata": [[0, 5], [3, 2]], "zero_share": 0.5,
                           "product_embedders": {"a": "content", "b": "cooc"}}, "out/buyers")
     assert "strata A 5  D 2" in text and "product embedder per store: a content  b cooc" in text
