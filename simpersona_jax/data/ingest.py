@@ -65,14 +65,13 @@ def _check_first_rows(head: pl.LazyFrame, time_source, bounds) -> None:
             parsed = rows["event_time"].drop_nulls()
             bad = parsed.len() == 0 or (~parsed.is_between(*bounds)).sum() * 2 > rows.height
             if bad:
-                what = "parse" if parsed.len() == 0 else "are plausible times"
+                what = "none parse" if parsed.len() == 0 else "most are implausible times"
                 fits = times.suggest_formats(raw.head(50).to_list(), bounds)
                 hint = (f"values look like {times.describe(fits[0])}" if fits else
                         "no known format fits them; give a strptime time_format")
                 raise SchemaError(
-                    f"{path}: time column {column!r}: of the first {rows.height} rows, "
-                    f"{'none' if parsed.len() == 0 else 'most'} {what} under "
-                    f"time_format={fmt!r} (e.g. {raw[0]!r}, plausible: "
+                    f"{path}: time column {column!r}: of the first {rows.height} rows, {what} "
+                    f"under time_format={fmt!r} (e.g. {raw[0]!r}; plausible: "
                     f"{bounds[0]:%Y-%m-%d} .. {bounds[1]:%Y-%m-%d}); {hint}"
                     + (f" (also: {', '.join(fits[1:])})" if len(fits) > 1 else ""))
         if rows["event_type"].null_count() == rows.height and \

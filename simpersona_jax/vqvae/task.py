@@ -21,6 +21,7 @@ from simpersona_jax.vqvae import encode as encode_lib
 from simpersona_jax.vqvae import losses
 from simpersona_jax.vqvae import metrics as metrics_lib
 from simpersona_jax.vqvae.model import AUX_LABELS, VQVAE
+from simpersona_jax.vqvae.sizing import check_data_size
 
 BATCH_KEYS = ("x",) + tuple(AUX_LABELS)
 
@@ -84,30 +85,6 @@ def _defined(metrics: dict[str, float]) -> dict[str, float]:
     left out, so it is neither written to TensorBoard nor to quality.json; the quality table
     shows it as n/a with "too few buyers for this metric"."""
     return {k: v for k, v in metrics.items() if np.isfinite(v)}
-
-
-def check_data_size(config, n: int, hosts: int = 1) -> None:
-    """Fails once, naming every setting that `n` training buyers cannot support and a value that
-    works, instead of one error at a time (codebook init, then the loader)."""
-    def pow2(v: int) -> int:  # the largest power of two <= v (at least 1)
-        return 1 << max(0, int(v).bit_length() - 1)
-
-    k, gbs = int(config.model.codebook_size), int(config.global_batch_size)
-    sample = int(config.data.get("init_sample_size", 4096))
-    fixes = []
-    if k > min(sample, n):
-        k_ok = min(pow2(max(2, n // 4)), k)
-        fixes.append(f"model.codebook_size={k} -> {k_ok} (k-means++ starts from {k} distinct "
-                     f"buyers of the init sample)")
-        k = k_ok
-    if sample < k:
-        fixes.append(f"data.init_sample_size={sample} -> {k} (at least codebook_size)")
-    if gbs > (n // hosts) * hosts:
-        fixes.append(f"global_batch_size={gbs} -> {pow2(n // hosts) * hosts} ({n} buyers on "
-                     f"{hosts} host(s) make no whole batch of {gbs})")
-    if fixes:
-        raise ValueError(f"{n} training buyers are too few for this config; change "
-                         + "; ".join(fixes) + " (e.g. --config.<setting>=<value>)")
 
 
 class VQVAETask(OptionalTaskHooks):

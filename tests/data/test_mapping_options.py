@@ -28,7 +28,7 @@ def _quarantine(out):
 ])
 def test_a_wrong_epoch_unit_stops_the_run_naming_the_column_and_the_unit(tmp_path, path, mapping,
                                                                          unit, column):
-    with pytest.raises(SchemaError, match=rf"time column '{column}'.*most are plausible.*{unit}"):
+    with pytest.raises(SchemaError, match=rf"time column '{column}'.*most are implausible.*{unit}"):
         ingest([path], str(tmp_path), store_id="s", mapping=mapping)
 
 

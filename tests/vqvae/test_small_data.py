@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from simpersona_jax.vqvae.task import VQVAETask, check_data_size
+from simpersona_jax.vqvae.sizing import check_data_size
+from simpersona_jax.vqvae.task import VQVAETask
 
 from .tiny import experiment_config, tiny_arrays, tiny_config
 
@@ -14,6 +15,11 @@ def test_233_buyers_with_the_default_config_fail_once_naming_every_setting():
     msg = str(e.value)
     assert msg.startswith("233 training buyers are too few")
     assert "model.codebook_size=256 -> 32" in msg and "global_batch_size=512 -> 128" in msg
+    c = experiment_config()
+    c.data.init_sample_size = 100
+    with pytest.raises(ValueError, match=r"init_sample_size=100 -> 256") as e:
+        check_data_size(c, 10_000)
+    assert "codebook_size=256 ->" not in str(e.value)  # 10,000 buyers support 256 codes
 
 
 def test_the_suggested_values_pass_and_train_start_up():
