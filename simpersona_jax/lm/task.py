@@ -69,6 +69,10 @@ class SFTTask(OptionalTaskHooks):
         if int(d.get("max_sessions", 0) or 0):
             keep = df.select("store_id", "buyer_id", "session_id").unique(maintain_order=True).head(int(d.max_sessions))
             df = df.join(keep, on=["store_id", "buyer_id", "session_id"], how="semi")
+        if int(p.num_personas) > 0 and bool(d.get("use_persona", True)) and \
+                not (df["persona"] >= 0).any():
+            raise ValueError(f"{d.traces_dir}: no trace row has a persona; set data.codes_path to "
+                             "assign's codes.parquet (or data.use_persona=False for a control)")
         train_df, eval_df = sft.split_sessions(df, float(d.eval_fraction))
         train_df = sft.mix_goals(train_df, d.goal_field, float(d.get("neutral_fraction", 0.0)))
         train_df = sft.drop_personas(train_df, float(d.get("persona_dropout", 0.0)))

@@ -168,3 +168,15 @@ def test_decision_actions_and_mismatched_personas():
     got = persona_eval.mismatched(ks, seed=1)
     assert (got != ks).all() and set(got) <= set(ks)
     np.testing.assert_array_equal(persona_eval.mismatched(np.asarray([3, 3]), 0), [3, 3])
+
+
+def test_persona_stage_without_codes_is_a_clear_error(tmp_path):
+    from fake_traces import make_rows
+
+    from simpersona_jax.replay.schema import TraceWriter
+
+    writer = TraceWriter(str(tmp_path / "traces"))
+    writer.add([dict(r, persona=-1) for r in make_rows(8)])
+    writer.close()
+    with pytest.raises(ValueError, match="data.codes_path"):
+        SFTTask(_config(str(tmp_path / "traces")))
