@@ -31,7 +31,7 @@ from simpersona_jax.rollout.driver import DriverConfig, EpisodeSpec, run_episode
 from simpersona_jax.rollout.scripted import ScriptedBuyer, scripted_specs
 from simpersona_jax.rollout.testing import LoopBrowser
 from simpersona_jax.sim import report
-from simpersona_jax.sim.policies import lm_policy
+from simpersona_jax.sim.policies import lm_policy, load_lm
 from simpersona_jax.sim.population import apply_control, sample_buyers
 from simpersona_jax.sim.score import failures, real_population, sim_population, timelines
 from simpersona_jax.storefront.catalog import catalogs_from_events, read_catalogs, write_catalogs
@@ -72,13 +72,6 @@ def episode_specs(sim: pl.DataFrame, server: StorefrontServer, scripted: bool, c
 
 
 ARMS = ("oracle", "matched", "mismatched", "none", "text")
-
-
-def load_lm(cfg):
-    """The LM policy from `cfg.lm` (folder + any LMPolicy keyword, e.g. decoding settings)."""
-    from simpersona_jax.lm.policy import LMPolicy
-
-    return LMPolicy(cfg.lm.folder, **{k: v for k, v in cfg.lm.items() if k != "folder"})
 
 
 def plan_arms(cfg, sim: pl.DataFrame, have_lm: bool) -> tuple[list[str], dict[str, str]]:
@@ -127,7 +120,7 @@ def simulate(cfg, *, model=None) -> dict:
     stores = list(cfg.stores) or sorted(real.filter(pl.col("split") == "heldout")["store_id"].unique())
     sim = sample_buyers(real, stores, cfg.buyers_per_store, cfg.seed)
     if model is None and cfg.lm.folder and set(cfg.arms) - {"oracle"}:
-        model = load_lm(cfg)
+        model = load_lm(cfg.lm)
     arms, skipped = plan_arms(cfg, sim, model is not None)
     for arm, why in skipped.items():
         print(f"arm {arm} skipped: {why}")

@@ -38,7 +38,7 @@ from simpersona_jax.data.schema import COLUMNS
 from simpersona_jax.features import store as buyer_store
 from simpersona_jax.replay import goals
 from simpersona_jax.rollout.driver import DriverConfig, EpisodeResult, EpisodeSpec, Policy, run
-from simpersona_jax.sim.score import agent_metrics
+from simpersona_jax.sim import score as sim_score
 from simpersona_jax.storefront.catalog import (UNCATEGORIZED, StoreCatalog, catalogs_from_events,
                                                read_catalogs, write_catalogs)
 from simpersona_jax.storefront.eventlog import read_log
@@ -222,7 +222,7 @@ def run_goal_tasks(catalog_dir: str, stores: Sequence[str], policy: Policy, n_pe
         results = run(specs, policy, driver_cfg, on_result=lambda _: bar.update())
     scored = score_log(tasks, specs, results, read_log(log_dir))
     report = {"stores": list(stores), "n_per_kind": n_per_kind, "seed": seed,
-              **summarize(tasks, scored), **agent_metrics(results)}
+              **summarize(tasks, scored), **sim_score.failures(results)}
     with open(os.path.join(out_dir, "episodes.jsonl"), "w") as f:
         for t, r, (ok, reason) in zip(tasks, results, scored):
             f.write(json.dumps({**t.row(), "outcome": r.outcome, "crash_reason": r.reason,
@@ -252,11 +252,9 @@ def from_config(cfg) -> dict:
 
         policy = GoalSolver()
     elif cfg.policy == "lm":
-        from simpersona_jax.lm.policy import LMPolicy
-        from simpersona_jax.sim.policies import lm_policy
+        from simpersona_jax.sim.policies import lm_policy, load_lm
 
-        policy = lm_policy(LMPolicy(cfg.lm.folder, temperature=cfg.lm.temperature,
-                                    max_new_tokens=cfg.lm.max_new_tokens), seed=cfg.seed)
+        policy = lm_policy(load_lm(cfg.lm), seed=cfg.seed)
     else:
         raise ValueError(f"policy must be 'lm' or 'solver', got {cfg.policy!r}")
     return run_goal_tasks(catalog_dir, stores, policy, cfg.n_per_kind, cfg.seed,
