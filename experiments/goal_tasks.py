@@ -15,7 +15,8 @@ def get_config():
         stores=(),  # () = every held-out store of data_dir
         n_per_kind=30,  # tasks of each kind, dealt round-robin over the stores
         policy="lm",  # lm (the agent, no persona token) | solver (scripted reference)
-        lm=dict(folder="", temperature=1.0, max_new_tokens=48),
+        # decoding: constrained (actions drawn from the page's; always valid) | free (sampled text)
+        lm=dict(folder="", temperature=1.0, decoding="constrained", max_new_tokens=48),
         seed=0,
         out_dir="runs/goal_tasks",
         server_mode="process",

@@ -26,7 +26,8 @@ def get_config():
         buyers_per_store=30,
         arms=("oracle", "matched", "mismatched", "none", "text"),
         # folder + any LMPolicy keyword (decoding settings); "" = no LM arms
-        lm=dict(folder="", temperature=1.0, max_new_tokens=48),
+        # decoding: constrained (actions drawn from the page's; always valid) | free (sampled text)
+        lm=dict(folder="", temperature=1.0, decoding="constrained", max_new_tokens=48),
         n_boot=1000,  # bootstrap resamples for the 95% CIs
         seed=0,
         out_dir="runs/simulate",
