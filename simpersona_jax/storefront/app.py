@@ -81,7 +81,7 @@ class Storefront:
         self.catalogs = catalogs
         self.log = log
         self.flush_interval_s = flush_interval_s
-        self.visits = visits or Visits()
+        self.visits = visits if visits is not None else Visits()
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES),
                                       autoescape=True, auto_reload=False)
         self.env.globals.update(money=money, label=label)

@@ -1,0 +1,126 @@
+"""Concurrent HTTP shoppers against a running storefront, recording every event they were answered.
+
+Each shopper is one visit with its own ids and cookies: home (entry URL with its ids), a product,
+add to cart (with the page's nonce), cart, checkout form and order: six events, each answered by
+one response. `run_load` runs `n_sessions` shoppers at most `concurrency` at a time over one
+httpx connection pool (no browser) and returns what was answered and when, so a test or benchmark
+can check the storefront's log against it (`LoadReport.check`): every answered event on disk
+exactly once. A shopper stops quietly when the server goes away (kill tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import http.cookiejar
+import re
+import time
+
+import httpx
+import numpy as np
+import polars as pl
+
+EVENTS = ("page_viewed", "product_viewed", "product_added_to_cart", "cart_viewed",
+          "checkout_started", "checkout_completed")
+_NONCE = re.compile(r'name="nonce" value="(\w+)"')
+_CHECKOUT = dict(name="Load Shopper", email="load@example.com", address="1 Test Road")
+
+
+@dataclasses.dataclass
+class LoadReport:
+    answered: list[tuple[str, str, float]] = dataclasses.field(default_factory=list)
+    requested: set[tuple[str, str]] = dataclasses.field(default_factory=set)  # answered or not
+    latencies_s: list[float] = dataclasses.field(default_factory=list)
+    sessions_done: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def sessions_per_s(self) -> float:
+        return self.sessions_done / self.wall_s if self.wall_s else 0.0
+
+    def p95_ms(self) -> float:
+        return float(np.percentile(self.latencies_s, 95) * 1000) if self.latencies_s else 0.0
+
+    def check(self, log: pl.DataFrame, answered_before: float = float("inf")) -> dict:
+        """Compares the storefront's log with this load's events (session, event type).
+
+        Returns counts: expected (answered before `answered_before`, a time.monotonic()
+        value), missing (expected, not in the log), duplicated (in the log more than once),
+        unknown (in the log for a load session but never requested)."""
+        sessions = {s for s, _, _ in self.answered}
+        logged = collections.Counter(
+            (s, e) for s, e in log.select("session_id", pl.col("event_type").cast(pl.String))
+            .iter_rows() if s in sessions)
+        expected = {(s, e) for s, e, t in self.answered if t <= answered_before}
+        return dict(expected=len(expected), missing=sum(k not in logged for k in expected),
+                    duplicated=sum(n > 1 for n in logged.values()),
+                    unknown=sum(k not in self.requested for k in logged))
+
+
+class _Shopper:
+    def __init__(self, client: httpx.AsyncClient, report: LoadReport, session: str):
+        self.client, self.report, self.session = client, report, session
+        self.cookies: dict[str, str] = {}
+
+    async def request(self, method: str, url: str, event: str | None, **kw) -> httpx.Response:
+        """One request and the redirect it answers with (httpx drops a Cookie header there)."""
+        if event is not None:
+            self.report.requested.add((self.session, event))
+        t0 = time.monotonic()
+        while True:
+            headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+            r = await self.client.request(method, url, headers=headers, **kw)
+            self.cookies.update(r.cookies)
+            if r.status_code != 303:
+                break
+            method, url, kw = "GET", str(r.url.join(r.headers["location"])), {}
+        t1 = time.monotonic()
+        if r.status_code != 200:
+            raise AssertionError(f"{method} {url} answered {r.status_code}: {r.text[:200]}")
+        self.report.latencies_s.append(t1 - t0)
+        if event is not None:
+            self.report.answered.append((self.session, event, t1))
+        return r
+
+    async def shop(self, base: str, buyer: str, product_id: str) -> None:
+        await self.request("GET", f"{base}/?buyer={buyer}&session={self.session}", EVENTS[0])
+        r = await self.request("GET", f"{base}/p/{product_id}", EVENTS[1])
+        nonce = _NONCE.search(r.text).group(1)
+        await self.request("POST", f"{base}/cart/add", EVENTS[2],
+                           data=dict(product_id=product_id, quantity="1", nonce=nonce))
+        await self.request("GET", f"{base}/cart", EVENTS[3])
+        r = await self.request("GET", f"{base}/checkout", EVENTS[4])
+        r = await self.request("POST", f"{base}/checkout", EVENTS[5],
+                               data=dict(_CHECKOUT, nonce=_NONCE.search(r.text).group(1)))
+        if "data-order-id" not in r.text:
+            raise AssertionError(f"no order confirmation for session {self.session}")
+
+
+async def run_load(origin: str, store_id: str, product_ids: list[str], n_sessions: int,
+                   concurrency: int = 200, prefix: str = "load", until: float | None = None,
+                   report: LoadReport | None = None) -> LoadReport:
+    """Runs `n_sessions` shoppers (session ids `<prefix>-s<i>`); stops early at `until`
+    (time.monotonic()) or when the server stops answering."""
+    report = report or LoadReport()
+    gate = asyncio.Semaphore(concurrency)
+    reject_all = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    t0 = time.monotonic()
+    async with httpx.AsyncClient(limits=limits, timeout=60,
+                                 cookies=reject_all) as client:  # cookies are per shopper
+        async def one(i: int) -> None:
+            async with gate:
+                if until is not None and time.monotonic() >= until:
+                    return
+                shopper = _Shopper(client, report, f"{prefix}-s{i}")
+                try:
+                    await shopper.shop(f"{origin}/s/{store_id}", f"{prefix}-b{i}",
+                                       product_ids[i % len(product_ids)])
+                except httpx.TransportError:
+                    return  # the server went away
+                report.sessions_done += 1
+
+        await asyncio.gather(*(one(i) for i in range(n_sessions)))
+    report.wall_s = time.monotonic() - t0
+    return report

@@ -1,0 +1,102 @@
+"""The event log under failure: a quiet server, a failing folder, kill -9 under load, a restart."""
+
+import asyncio
+import os
+import time
+
+import pytest
+from starlette.testclient import TestClient
+
+from simpersona_jax.storefront.app import Storefront
+from simpersona_jax.storefront.catalog import catalogs_from_events, write_catalogs
+from simpersona_jax.storefront.eventlog import (FAILURES_TO_REPORT, EventLog, EventLogWriteError,
+                                                read_log)
+from simpersona_jax.storefront.load import EVENTS, LoadReport, run_load
+from simpersona_jax.storefront.server import StorefrontServer
+from simpersona_jax.storefront.testing import tiny_events
+
+PRODUCTS = [f"a{i:03d}" for i in range(60)]
+
+
+def test_quiet_server_writes_its_events_within_the_flush_interval(tmp_path):
+    sf = Storefront(catalogs_from_events(tiny_events()), EventLog(str(tmp_path)),
+                    flush_interval_s=0.2)
+    with TestClient(sf.app) as c:  # runs the lifespan: the background flusher
+        c.get("/s/shop_a/?buyer=b&session=s")
+        deadline = time.monotonic() + 5
+        while c.get("/_health").json()["pending"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        health = c.get("/_health").json()
+        assert (health["pending"], health["written"]) == (0, 1)
+        assert read_log(str(tmp_path)).height == 1
+
+
+def test_failed_write_keeps_its_events_retries_and_reports(tmp_path, caplog):
+    log = EventLog(str(tmp_path))
+    (tmp_path / "store_id=s2").write_text("not a folder")  # s2's segments cannot be written
+    for i in range(6):
+        log.append("s1" if i % 2 else "s2", "b", "x", "product_viewed", product_id=str(i))
+    for attempt in range(FAILURES_TO_REPORT):
+        with pytest.raises(EventLogWriteError, match="3 events not written.*store_id=s2"):
+            log.flush()
+        assert (log.written, log.pending()) == (3, 3)  # s1's went out once, s2's are kept
+    assert "store_id=s2" in log.error and log.failures == FAILURES_TO_REPORT
+    assert sum("events not written" in r.message for r in caplog.records) == 1  # one line
+    assert sorted(read_log(str(tmp_path))["product_id"]) == ["1", "3", "5"]
+    os.remove(tmp_path / "store_id=s2")
+    assert log.flush() == 3 and (log.written, log.pending(), log.error) == (6, 0, "")
+    assert sorted(read_log(str(tmp_path))["product_id"]) == [str(i) for i in range(6)]
+    assert not [f for _, _, fs in os.walk(tmp_path) for f in fs if f.endswith(".tmp")]
+
+
+def test_health_and_flush_report_a_failing_log(tmp_path):
+    sf = Storefront(catalogs_from_events(tiny_events()), EventLog(str(tmp_path)))
+    (tmp_path / "store_id=shop_a").write_text("not a folder")
+    c = TestClient(sf.app)
+    c.get("/s/shop_a/")
+    assert c.get("/_health").json()["ok"] is True
+    for _ in range(FAILURES_TO_REPORT):
+        r = c.post("/_admin/flush")
+        assert r.status_code == 500 and r.json()["pending"] == 1
+    r = c.get("/_health")
+    assert r.status_code == 503 and r.json()["ok"] is False and "store_id=shop_a" in r.json()["error"]
+
+
+@pytest.fixture(scope="module")
+def catalog_dir(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("catalog"))
+    write_catalogs(catalogs_from_events(tiny_events()), path)
+    return path
+
+
+def test_kill_9_under_load_loses_no_event_answered_a_flush_interval_before(catalog_dir, tmp_path):
+    interval = 0.5
+    server = StorefrontServer(catalog_dir, str(tmp_path), mode="process",
+                              flush_interval_s=interval).start()
+    report, killed = LoadReport(), {}
+
+    async def kill_after(delay_s):
+        while len(report.answered) < 150:  # under load: sessions are in flight
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(delay_s)
+        killed["t"] = time.monotonic()
+        server.kill()
+
+    async def main():
+        await asyncio.gather(run_load(server.origin, "shop_a", PRODUCTS, 400, concurrency=40,
+                                      report=report), kill_after(2 * interval))
+
+    try:
+        asyncio.run(main())
+    finally:
+        server.stop()
+    before = report.check(read_log(str(tmp_path)), answered_before=killed["t"] - interval)
+    assert before["expected"] > 100 and report.sessions_done < 400  # killed mid-load
+    assert before["missing"] == 0 and before["duplicated"] == 0 and before["unknown"] == 0, before
+    # A restarted server on the same log adds its own events; nothing is written twice.
+    with StorefrontServer(catalog_dir, str(tmp_path), mode="process",
+                          flush_interval_s=interval) as server:
+        after = asyncio.run(run_load(server.origin, "shop_a", PRODUCTS, 10, prefix="again"))
+    log = read_log(str(tmp_path))
+    assert report.check(log, answered_before=killed["t"] - interval) == before
+    assert after.check(log) == dict(expected=10 * len(EVENTS), missing=0, duplicated=0, unknown=0)
