@@ -5,7 +5,9 @@ add to cart (with the page's nonce), cart, checkout form and placing the order: 
 requests, each event answered by one response. `run_load` runs `n_sessions` shoppers at most `concurrency` at a time over one
 httpx connection pool (no browser) and returns what was answered and when, so a test or benchmark
 can check the storefront's log against it (`LoadReport.check`): every answered event on disk
-exactly once. A shopper stops quietly when the server goes away (kill tests).
+exactly once. A shopper stops quietly when the server goes away: `kill_under_load` and
+`kill_after_burst` SIGKILL a process-mode server while shoppers are in flight, or once a burst of
+them is over and the server has been quiet, and say when.
 """
 
 from __future__ import annotations
@@ -93,10 +95,10 @@ class _Shopper:
 
 
 async def run_load(origin: str, store_id: str, product_ids: list[str], n_sessions: int,
-                   concurrency: int = 200, prefix: str = "load", until: float | None = None,
+                   concurrency: int = 200, prefix: str = "load",
                    report: LoadReport | None = None) -> LoadReport:
-    """Runs `n_sessions` shoppers (session ids `<prefix>-s<i>`); stops early at `until`
-    (time.monotonic()) or when the server stops answering."""
+    """Runs `n_sessions` shoppers (session ids `<prefix>-s<i>`); stops early when the server
+    stops answering."""
     report = report or LoadReport()
     gate = asyncio.Semaphore(concurrency)
     reject_all = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
@@ -104,18 +106,51 @@ async def run_load(origin: str, store_id: str, product_ids: list[str], n_session
     t0 = time.monotonic()
     async with httpx.AsyncClient(limits=limits, timeout=60,
                                  cookies=reject_all) as client:  # cookies are per shopper
+        gone = asyncio.Event()  # the server went away: start no more shoppers
+
         async def one(i: int) -> None:
             async with gate:
-                if until is not None and time.monotonic() >= until:
+                if gone.is_set():
                     return
                 shopper = _Shopper(client, report, f"{prefix}-s{i}")
                 try:
                     await shopper.shop(f"{origin}/s/{store_id}", f"{prefix}-b{i}",
                                        product_ids[i % len(product_ids)])
                 except httpx.TransportError:
-                    return  # the server went away
+                    gone.set()
+                    return
                 report.sessions_done += 1
 
         await asyncio.gather(*(one(i) for i in range(n_sessions)))
     report.wall_s = time.monotonic() - t0
     return report
+
+
+async def kill_under_load(server, store_id: str, product_ids: list[str], interval_s: float,
+                          prefix: str = "load") -> tuple[LoadReport, float]:
+    """SIGKILLs `server` (a process-mode StorefrontServer) two flush intervals after it has
+    answered 150 events of 40 concurrent shoppers; returns what was answered and the kill time."""
+    report, killed = LoadReport(), []
+
+    async def kill() -> None:
+        while len(report.answered) < 150:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(2 * interval_s)
+        killed.append(time.monotonic())
+        server.kill()
+
+    await asyncio.gather(run_load(server.origin, store_id, product_ids, 10_000, concurrency=40,
+                                  prefix=prefix, report=report), kill())
+    return report, killed[0]
+
+
+async def kill_after_burst(server, store_id: str, product_ids: list[str], interval_s: float,
+                           n_sessions: int = 30, prefix: str = "burst") -> tuple[LoadReport, float]:
+    """Runs `n_sessions` shoppers to the end, leaves the server quiet for two flush intervals,
+    then SIGKILLs it; returns what was answered and the kill time."""
+    report = await run_load(server.origin, store_id, product_ids, n_sessions, concurrency=10,
+                            prefix=prefix)
+    await asyncio.sleep(2 * interval_s)
+    t = time.monotonic()
+    server.kill()
+    return report, t

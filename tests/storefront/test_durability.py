@@ -1,4 +1,4 @@
-"""The event log under failure: a quiet server, a failing folder, kill -9 under load, a restart."""
+"""The event log under failure: a quiet server, a failing folder, kill -9 (under load and after a\nburst), a restart."""
 
 import asyncio
 import os
@@ -11,7 +11,7 @@ from simpersona_jax.storefront.app import Storefront
 from simpersona_jax.storefront.catalog import catalogs_from_events, write_catalogs
 from simpersona_jax.storefront.eventlog import (FAILURES_TO_REPORT, EventLog, EventLogWriteError,
                                                 read_log)
-from simpersona_jax.storefront.load import EVENTS, LoadReport, run_load
+from simpersona_jax.storefront.load import EVENTS, kill_after_burst, kill_under_load, run_load
 from simpersona_jax.storefront.server import StorefrontServer
 from simpersona_jax.storefront.testing import tiny_events
 
@@ -69,34 +69,29 @@ def catalog_dir(tmp_path_factory):
     return path
 
 
-def test_kill_9_under_load_loses_no_event_answered_a_flush_interval_before(catalog_dir, tmp_path):
-    interval = 0.5
-    server = StorefrontServer(catalog_dir, str(tmp_path), mode="process",
-                              flush_interval_s=interval).start()
-    report, killed = LoadReport(), {}
+def test_kill_9_loses_no_event_answered_a_flush_interval_before(catalog_dir, tmp_path):
+    interval, log_dir = 0.5, str(tmp_path)
 
-    async def kill_after(delay_s):
-        while len(report.answered) < 150:  # under load: sessions are in flight
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(delay_s)
-        killed["t"] = time.monotonic()
-        server.kill()
+    def server():
+        return StorefrontServer(catalog_dir, log_dir, mode="process", flush_interval_s=interval)
 
-    async def main():
-        await asyncio.gather(run_load(server.origin, "shop_a", PRODUCTS, 400, concurrency=40,
-                                      report=report), kill_after(2 * interval))
-
-    try:
-        asyncio.run(main())
-    finally:
-        server.stop()
-    before = report.check(read_log(str(tmp_path)), answered_before=killed["t"] - interval)
-    assert before["expected"] > 100 and report.sessions_done < 400  # killed mid-load
-    assert before["missing"] == 0 and before["duplicated"] == 0 and before["unknown"] == 0, before
+    # Killed under load, then killed after a burst once the server has been quiet.
+    runs = []
+    for kill in (kill_under_load, kill_after_burst):
+        started = server().start()
+        try:
+            report, t_kill = asyncio.run(kill(started, "shop_a", PRODUCTS, interval))
+        finally:
+            started.stop()
+        runs.append((report, t_kill - interval))
+        got = report.check(read_log(log_dir), answered_before=t_kill - interval)
+        assert got["expected"] > 100 and got["missing"] == 0, (kill.__name__, got)
+        assert got["duplicated"] == 0 and got["unknown"] == 0, (kill.__name__, got)
+    assert runs[0][0].sessions_done < 10_000  # the first was killed mid-load
     # A restarted server on the same log adds its own events; nothing is written twice.
-    with StorefrontServer(catalog_dir, str(tmp_path), mode="process",
-                          flush_interval_s=interval) as server:
-        after = asyncio.run(run_load(server.origin, "shop_a", PRODUCTS, 10, prefix="again"))
-    log = read_log(str(tmp_path))
-    assert report.check(log, answered_before=killed["t"] - interval) == before
+    with server() as started:
+        after = asyncio.run(run_load(started.origin, "shop_a", PRODUCTS, 10, prefix="again"))
+    log = read_log(log_dir)
+    for report, cutoff in runs:
+        assert report.check(log, cutoff)["missing"] == report.check(log)["duplicated"] == 0
     assert after.check(log) == dict(expected=10 * len(EVENTS), missing=0, duplicated=0, unknown=0)
