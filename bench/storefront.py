@@ -94,21 +94,6 @@ def kill_run(catalog_dir: str, root: str | None, interval: float, kill) -> dict:
                 answered=every["expected"], duplicated=every["duplicated"])
 
 
-def main():
-            await asyncio.gather(run_load(server.origin, "shop_a", PRODUCTS, 2000, concurrency=40,
-                                          report=report), kill_after())
-
-        try:
-            asyncio.run(main())
-        finally:
-            server.stop()
-        log = read_log(log_dir)
-        old = report.check(log, answered_before=killed["t"] - interval)
-        every = report.check(log)
-    return dict(lost=old["missing"], expected=old["expected"], lost_any=every["missing"],
-                answered=every["expected"], duplicated=every["duplicated"])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--full", action="store_true")
