@@ -1,14 +1,15 @@
 """Storefront under load and under kill -9: throughput, latency, and events lost.
 
-    python bench/storefront.py                       # ~2 min on 2 cores
+    python bench/storefront.py                       # ~3 min on 2 cores
     python bench/storefront.py --full                # 1000 sessions, 6 kills
     python bench/storefront.py --server_root=DIR     # serve from another checkout (before/after)
 
 Load: `--sessions` concurrent HTTP shoppers (storefront/load.py: home, product, add to cart, cart,
-checkout, place the order; six events and requests each) against the storefront in its own process. Reports sessions/s,
-requests/s, p50/p95 request latency (all in flight at once, so latency is mostly queueing), the
-server's CPU per request (which, unlike wall-clock figures, hardly depends on what else the
-machine runs), and whether every answered event is in the log exactly once.
+checkout, place the order; six events and requests each) against the storefront in its own
+process. Reports sessions/s, requests/s, p50/p95 request latency (all in flight at once, so
+latency is mostly queueing), the server's and this client's CPU per request (which, unlike
+wall-clock figures, hardly depend on what else the machine runs), and whether every answered
+event is in the log exactly once.
 Kill: `--kills` times, a server is SIGKILLed, alternately under load (40 concurrent shoppers, two
 flush intervals after it has answered 150 events) and two flush intervals after a burst of 30
 sessions ended; counts the events it had answered at least one flush interval before the kill
@@ -37,9 +38,8 @@ from simpersona_jax.storefront.catalog import catalogs_from_events, write_catalo
 from simpersona_jax.storefront.eventlog import read_log  # noqa: E402
 from simpersona_jax.storefront.load import kill_after_burst, kill_under_load, run_load  # noqa: E402
 from simpersona_jax.storefront.server import StorefrontServer  # noqa: E402
-from simpersona_jax.storefront.testing import tiny_events  # noqa: E402
+from simpersona_jax.storefront.testing import SHOP_A_PRODUCTS, tiny_events  # noqa: E402
 
-PRODUCTS = [f"a{i:03d}" for i in range(60)]
 GOAL_RPS = 100.0
 
 
@@ -67,7 +67,8 @@ def load_run(catalog_dir: str, root: str | None, n: int) -> dict:
         me = psutil.Process()
         cpu0, my0 = sum(proc.cpu_times()[:2]), sum(me.cpu_times()[:2])
         try:
-            report = asyncio.run(run_load(server.origin, "shop_a", PRODUCTS, n, concurrency=n))
+            report = asyncio.run(run_load(server.origin, "shop_a", SHOP_A_PRODUCTS, n,
+                                          concurrency=n))
             cpu = sum(proc.cpu_times()[:2]) - cpu0
             client_cpu = sum(me.cpu_times()[:2]) - my0
         finally:
@@ -76,7 +77,8 @@ def load_run(catalog_dir: str, root: str | None, n: int) -> dict:
     lat = np.array(report.latencies_s) * 1000
     return dict(sessions_per_s=report.sessions_per_s, rps=len(lat) / report.wall_s,
                 p50=float(np.percentile(lat, 50)), p95=float(np.percentile(lat, 95)),
-                cpu_ms=1000 * cpu / len(lat), client_cpu_ms=1000 * client_cpu / len(lat), done=report.sessions_done,
+                cpu_ms=1000 * cpu / len(lat), client_cpu_ms=1000 * client_cpu / len(lat),
+                done=report.sessions_done,
                 bad=check["missing"] + check["duplicated"], check=check)
 
 
@@ -84,7 +86,7 @@ def kill_run(catalog_dir: str, root: str | None, interval: float, kill) -> dict:
     with tempfile.TemporaryDirectory() as log_dir:
         server = start(catalog_dir, log_dir, root, interval)
         try:
-            report, t_kill = asyncio.run(kill(server, "shop_a", PRODUCTS, interval))
+            report, t_kill = asyncio.run(kill(server, "shop_a", SHOP_A_PRODUCTS, interval))
         finally:
             server.stop()
         log = read_log(log_dir)
@@ -110,14 +112,15 @@ def main() -> None:
         r = load_run(catalog_dir, root, n)
         print(f"load: {r['done']}/{n} sessions, {r['sessions_per_s']:.1f} sessions/s, "
               f"{r['rps']:.0f} requests/s, latency p50 {r['p50']:.0f} ms p95 {r['p95']:.0f} ms, "
-              f"CPU per request: server {r['cpu_ms']:.2f} ms, client {r['client_cpu_ms']:.2f} ms; log check {r['check']}", flush=True)
+              f"CPU per request: server {r['cpu_ms']:.2f} ms, client {r['client_cpu_ms']:.2f} ms; "
+              f"log check {r['check']}", flush=True)
         worst = 0
         for k in range(kills):
             kill = (kill_under_load, kill_after_burst)[k % 2]
             kr = kill_run(catalog_dir, root, args.flush_interval_s, kill)
             worst = max(worst, kr["lost"])
-            print(f"kill {k} ({kill.__name__}): lost {kr['lost']} of {kr['expected']} events answered >= "
-                  f"{args.flush_interval_s}s before the kill; {kr['lost_any']} of all "
+            print(f"kill {k} ({kill.__name__}): lost {kr['lost']} of {kr['expected']} events "
+                  f"answered >= {args.flush_interval_s}s before the kill; {kr['lost_any']} of all "
                   f"{kr['answered']} answered; duplicated {kr['duplicated']}", flush=True)
     print(f"TARGET storefront_events_lost_per_kill measured={worst} goal=0 "
           f"{'PASS' if worst == 0 else 'MISS'}")

@@ -285,7 +285,8 @@ async def _execute(page, context, obs: Observation, action: Action, cfg: DriverC
     browser.on("disconnected", on_gone)
     try:
         if action.name == "press" and action.args[1] != "Enter":
-            await page.locator(f'[bid="{bid}"]').press(action.args[1], timeout=cfg.element_timeout_s * 1000)
+            await page.locator(f'[bid="{bid}"]').press(action.args[1],
+                                                       timeout=cfg.element_timeout_s * 1000)
             cancelled = await page.evaluate(TAKE_BLOCKED_JS)
             kind = f"blocked:{cancelled}" if cancelled else "plain"
         else:

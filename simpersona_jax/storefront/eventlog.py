@@ -132,7 +132,8 @@ class EventLog:
                 folder = os.path.join(self.log_dir, f"store_id={store_id}", "bucket=0")
                 try:
                     _makedirs_durable(folder)
-                    write_segment(part, os.path.join(folder, f"part-{self.writer_id}-{seq:06d}.parquet"))
+                    name = f"part-{self.writer_id}-{seq:06d}.parquet"
+                    write_segment(part, os.path.join(folder, name))
                 except OSError as e:
                     errors.append(f"{folder}: {type(e).__name__}: {e.strerror or e}")
                     continue

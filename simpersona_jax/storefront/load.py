@@ -1,13 +1,14 @@
-"""Concurrent HTTP shoppers against a running storefront, recording every event they were answered.
+"""Concurrent HTTP shoppers against a running storefront, recording every event answered to them.
 
 Each shopper is one visit with its own ids and cookies: home (entry URL with its ids), a product,
 add to cart (with the page's nonce), cart, checkout form and placing the order: six events, six
-requests, each event answered by one response. `run_load` runs `n_sessions` shoppers at most `concurrency` at a time over one
-httpx connection pool (no browser) and returns what was answered and when, so a test or benchmark
-can check the storefront's log against it (`LoadReport.check`): every answered event on disk
-exactly once. A shopper stops quietly when the server goes away: `kill_under_load` and
-`kill_after_burst` SIGKILL a process-mode server while shoppers are in flight, or once a burst of
-them is over and the server has been quiet, and say when.
+requests, each event answered by one response. `run_load` runs `n_sessions` shoppers, at most
+`concurrency` at a time, over one httpx connection pool (no browser) and returns what was
+answered and when, so a test or benchmark can check the storefront's log against it
+(`LoadReport.check`): every answered event on disk exactly once. A shopper stops quietly when
+the server goes away: `kill_under_load` and `kill_after_burst` SIGKILL a process-mode server
+while shoppers are in flight, or once a burst of them is over and the server has been quiet,
+and say when.
 """
 
 from __future__ import annotations

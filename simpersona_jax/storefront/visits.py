@@ -109,8 +109,8 @@ class Visits:
         now = self.clock()
         self._evict(now)
         visit = self._by_token.get(self._load(cookies.get(VISIT_COOKIE), "visit") or "")
-        if visit is not None and visit.store_id == store_id and session in (None, visit.session_id) \
-                and buyer in (None, visit.buyer_id):
+        if (visit is not None and visit.store_id == store_id
+                and session in (None, visit.session_id) and buyer in (None, visit.buyer_id)):
             self._by_token.move_to_end(visit.token)
             visit.last_seen = now
             return visit

@@ -64,7 +64,8 @@ def test_every_way_off_the_store_is_blocked_and_reported(shop, browser, script_c
         if step < len(WAYS_OUT):
             href, onclick, _ = WAYS_OUT[step]
             await page.evaluate("""([href, onclick]) => {
-                const a = [...document.querySelectorAll('a')].find(a => a.textContent === 'Follow us');
+                const a = [...document.querySelectorAll('a')]
+                    .find(a => a.textContent === 'Follow us');
                 a.setAttribute('href', href);
                 a.onclick = onclick ? () => { eval(onclick); return false; } : null;
             }""", [href, onclick])

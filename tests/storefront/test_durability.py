@@ -1,4 +1,5 @@
-"""The event log under failure: a quiet server, a failing folder, kill -9 (under load and after a\nburst), a restart."""
+"""The event log under failure: a quiet server, a failing folder, kill -9 (under load and after a
+burst), a restart."""
 
 import asyncio
 import os
@@ -8,14 +9,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from simpersona_jax.storefront.app import Storefront
-from simpersona_jax.storefront.catalog import catalogs_from_events, write_catalogs
+from simpersona_jax.storefront.catalog import catalogs_from_events
 from simpersona_jax.storefront.eventlog import (FAILURES_TO_REPORT, EventLog, EventLogWriteError,
                                                 read_log)
 from simpersona_jax.storefront.load import EVENTS, kill_after_burst, kill_under_load, run_load
 from simpersona_jax.storefront.server import StorefrontServer
-from simpersona_jax.storefront.testing import tiny_events
-
-PRODUCTS = [f"a{i:03d}" for i in range(60)]
+from simpersona_jax.storefront.testing import SHOP_A_PRODUCTS, tiny_events
 
 
 def test_quiet_server_writes_its_events_within_the_flush_interval(tmp_path):
@@ -59,14 +58,8 @@ def test_health_and_flush_report_a_failing_log(tmp_path):
         r = c.post("/_admin/flush")
         assert r.status_code == 500 and r.json()["pending"] == 1
     r = c.get("/_health")
-    assert r.status_code == 503 and r.json()["ok"] is False and "store_id=shop_a" in r.json()["error"]
-
-
-@pytest.fixture(scope="module")
-def catalog_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("catalog"))
-    write_catalogs(catalogs_from_events(tiny_events()), path)
-    return path
+    assert r.status_code == 503 and r.json()["ok"] is False
+    assert "store_id=shop_a" in r.json()["error"]
 
 
 def test_kill_9_loses_no_event_answered_a_flush_interval_before(catalog_dir, tmp_path):
@@ -80,7 +73,7 @@ def test_kill_9_loses_no_event_answered_a_flush_interval_before(catalog_dir, tmp
     for kill in (kill_under_load, kill_after_burst):
         started = server().start()
         try:
-            report, t_kill = asyncio.run(kill(started, "shop_a", PRODUCTS, interval))
+            report, t_kill = asyncio.run(kill(started, "shop_a", SHOP_A_PRODUCTS, interval))
         finally:
             started.stop()
         runs.append((report, t_kill - interval))
@@ -90,7 +83,7 @@ def test_kill_9_loses_no_event_answered_a_flush_interval_before(catalog_dir, tmp
     assert runs[0][0].sessions_done < 10_000  # the first was killed mid-load
     # A restarted server on the same log adds its own events; nothing is written twice.
     with server() as started:
-        after = asyncio.run(run_load(started.origin, "shop_a", PRODUCTS, 10, prefix="again"))
+        after = asyncio.run(run_load(started.origin, "shop_a", SHOP_A_PRODUCTS, 10, prefix="again"))
     log = read_log(log_dir)
     for report, cutoff in runs:
         assert report.check(log, cutoff)["missing"] == report.check(log)["duplicated"] == 0

@@ -5,21 +5,10 @@ import asyncio
 import httpx
 import pytest
 
-from simpersona_jax.storefront.catalog import catalogs_from_events, write_catalogs
 from simpersona_jax.storefront.eventlog import read_log
 from simpersona_jax.storefront.load import EVENTS, run_load
 from simpersona_jax.storefront.server import StorefrontServer
-from simpersona_jax.storefront.testing import tiny_events
-
-
-PRODUCTS = [f"a{i:03d}" for i in range(60)]
-
-
-@pytest.fixture(scope="module")
-def catalog_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("catalog"))
-    write_catalogs(catalogs_from_events(tiny_events()), path)
-    return path
+from simpersona_jax.storefront.testing import SHOP_A_PRODUCTS
 
 
 def test_thread_mode_start_flush_stop(catalog_dir, tmp_path):
@@ -38,7 +27,7 @@ def test_thread_mode_start_flush_stop(catalog_dir, tmp_path):
 def test_process_mode_200_concurrent_sessions_every_event_exactly_once(catalog_dir, tmp_path):
     n = 200
     with StorefrontServer(catalog_dir, str(tmp_path), mode="process") as server:
-        report = asyncio.run(run_load(server.origin, "shop_a", PRODUCTS, n, concurrency=n))
+        report = asyncio.run(run_load(server.origin, "shop_a", SHOP_A_PRODUCTS, n, concurrency=n))
     log = read_log(str(tmp_path))  # stop() flushed everything
     assert report.sessions_done == n and len(report.answered) == len(EVENTS) * n
     assert report.check(log) == dict(expected=len(EVENTS) * n, missing=0, duplicated=0, unknown=0)
