@@ -321,7 +321,7 @@ async def _execute(page, context, obs: Observation, action: Action, cfg: DriverC
         browser.remove_listener("disconnected", on_gone)
         if loaded.done() and not loaded.cancelled():
             loaded.exception()  # retrieved: an unawaited failure is not an error here
-    if len(context.blocked) > blocked_before:  # e.g. a store page redirecting elsewhere
+    if len(context.blocked) > blocked_before:  # one the guard script could not cancel
         return _blocked(action, context.blocked[-1])
     if _origin(page.url) != _origin(obs.url):  # left the store some other way: come back
         url = left[-1] if left else page.url

@@ -43,6 +43,24 @@ def test_invalid_and_impossible_actions_become_error_lines(shop, browser, script
     assert r.n_invalid == 2
 
 
+def test_off_origin_requests_are_answered_no_content_and_recorded(shop, browser):
+    async def go():
+        context, _ = await browser.pool.new_context(shop.origin)
+        page = await context.new_page()
+        try:
+            await page.goto(shop.store_url("shop_a"))
+            with pytest.raises(Exception):  # a navigation that never commits
+                await page.goto("https://example.com/", timeout=5000)
+            await page.wait_for_timeout(500)  # no error page comes either
+            kind = await page.evaluate("document.body.dataset.page")
+            return list(context.blocked), page.url, kind
+        finally:
+            await context.close()
+
+    blocked, url, kind = browser.run(go())
+    assert blocked == ["https://example.com/"] and (url, kind) == (shop.store_url("shop_a"), "home")
+
+
 WAYS_OUT = [  # (href given to the "Follow us" link, onclick script or None, URL reported)
     ("javascript:location.href='https://example.com/js'", None, "javascript:location.href="),
     ("about:blank", None, "about:blank"),

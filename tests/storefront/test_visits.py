@@ -107,7 +107,8 @@ def test_a_session_belongs_to_one_buyer(shop):
 
 
 @pytest.mark.parametrize("ids", ["buyer=" + "b" * 15000, "session=a%20b", "buyer=%3Cb%3E",
-                                 "session=s%C3%A9", "buyer=" + "b" * 129])
+                                 "session=s%C3%A9", "buyer=" + "b" * 129],
+                         ids=["15k", "space", "markup", "non_ascii", "129"])
 def test_client_ids_are_checked_before_the_log(shop, ids):
     sf, c, log = shop
     r = c.get(f"/s/shop_a/?{ids}")
