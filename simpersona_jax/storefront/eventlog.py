@@ -109,7 +109,10 @@ class EventLog:
             if self._thread is not None:
                 self._wake.set()
             else:
-                self.flush()
+                try:
+                    self.flush()
+                except EventLogWriteError:
+                    pass  # the event is buffered; the failure is counted in failures / error
 
     def pending(self) -> int:
         return len(self._rows)
