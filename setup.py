@@ -33,6 +33,7 @@ setup(
         "uvicorn>=0.30",
         "jinja2>=3.1",
         "python-multipart>=0.0.9",
+        "itsdangerous>=2.1",
         "tqdm>=4.66",
         "psutil>=5.9",
     ],
