@@ -34,6 +34,7 @@ setup(
         "uvicorn>=0.30",
         "jinja2>=3.1",
         "python-multipart>=0.0.9",
+        "itsdangerous>=2.1",
         "tqdm>=4.66",
         "scipy>=1.11",
         "matplotlib>=3.8",
