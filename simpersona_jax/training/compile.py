@@ -44,7 +44,8 @@ def topology_devices(name: str):
 @dataclasses.dataclass
 class Compiled:
     compiled: object
-    hlo: str                 # "" when this jaxlib cannot print the program
+    lowered: object          # jax.stages.Lowered (its as_text(): the program before partitioning)
+    hlo: str                 # the compiled HLO; "" when this jaxlib cannot print the program
     num_devices: int
     device_kind: str
     seconds: float           # lowering + compilation
@@ -63,7 +64,7 @@ def compile_train_step(config, task, devices) -> Compiled:
     with mesh_lib.activate(mesh, rules):
         lowered = fn.lower(abstract, batch)
     compiled = lowered.compile()
-    return Compiled(compiled, hlo_text(compiled), len(devices), devices[0].device_kind,
+    return Compiled(compiled, lowered, hlo_text(compiled), len(devices), devices[0].device_kind,
                     time.perf_counter() - t0)
 
 
