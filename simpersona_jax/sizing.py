@@ -69,7 +69,7 @@ def check(config, devices, chip: chips_lib.Chip, *, model: str | None = None, pr
     cost = compile_lib.cost(full)
     colls = compile_lib.collectives(full.hlo)
     n = len(devices)
-    out = dict(task=config.task, devices=n, device_kind=full.device_kind, chip=chip, memory=mem,
+    out = dict(task=config.task, devices=n, device_kind=full.device_kind, chip=chip, memory=mem, compiled_cost=cost,
                compile_s=full.seconds, collectives=colls, hlo_available=bool(full.hlo))
     if config.task == "lm_sft":
         cfg = task.cfg

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import os
 import re
 import time
 
@@ -32,7 +33,10 @@ _ARRAY = re.compile(r"\b(" + "|".join(_DTYPE_BYTES) + r")\[([\d,]*)\]")
 
 
 def topology_devices(name: str):
-    """The devices of a TPU topology such as 'v5p:2x2x1', described by libtpu (no TPU needed)."""
+    """The devices of a TPU topology such as 'v5p:2x2x1', described by libtpu (no TPU needed).
+    Describing touches no chip, so libtpu's one-process lock file is not needed: another
+    process that loaded libtpu does not block it."""
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
     try:
         from jax.experimental import topologies
         return topologies.get_topology_desc(platform="tpu", topology_name=name).devices
