@@ -41,6 +41,9 @@ setup(
         "psutil>=5.9",
     ],
     extras_require={
+        # Deviceless TPU compiles on any host (python -m simpersona_jax.compile_check); on a
+        # machine without a TPU nothing else changes (simpersona_jax/__init__.py).
+        "tpu": ["libtpu==0.0.52"],
         "test": [
             "pytest>=8.0",
             "pytest-timeout>=2.3",

@@ -31,6 +31,7 @@ import polars as pl
 
 from simpersona_jax.data import schema
 from simpersona_jax.lm import hf, persona, persona_eval, sft
+from simpersona_jax.lm import loss as lm_loss
 from simpersona_jax.lm import tokenizer as tok_lib
 from simpersona_jax.lm.config import LMConfig, pad_to_multiple
 from simpersona_jax.lm.model import Decoder
@@ -57,6 +58,13 @@ def _model_config(config, vocab_size: int, tokenizer) -> LMConfig:
                     tie_word_embeddings=m.pop("tie_word_embeddings", True), **m)
 
 
+def _numerics(lm) -> dict:
+    """LMConfig overrides from config.lm: dtypes, remat, attention kernel, loss chunk."""
+    return dict(dtype=lm.get("dtype", "float32"), param_dtype=lm.get("param_dtype", "float32"),
+                remat_policy=lm.get("remat_policy", "none"), attention_impl=lm.get("attention_impl", "xla"),
+                loss_chunk=int(lm.get("loss_chunk", 512)))
+
+
 class SFTTask(OptionalTaskHooks):
     example_name = "sequences"
 
@@ -80,8 +88,7 @@ class SFTTask(OptionalTaskHooks):
             raise ValueError(f"{d.traces_dir}: no training rows after the held-out split")
         self.goal_field = d.goal_field
         self.use_persona = int(p.num_personas) > 0 and bool(d.get("use_persona", True))
-        dtype_over = dict(dtype=lm.get("dtype", "float32"), param_dtype=lm.get("param_dtype", "float32"),
-                          remat_policy=lm.get("remat_policy", "none"))
+        dtype_over = _numerics(lm)
 
         # Model + tokenizer.
         self.pretrained = None
@@ -141,6 +148,23 @@ class SFTTask(OptionalTaskHooks):
         self.eval_rows = sft.pad_rows(eval_examples, eval_len, pad_id)
         self.num_train_examples = len(train_rows)
 
+    @classmethod
+    def for_shapes(cls, config, cfg: LMConfig, num_tokens: int) -> "SFTTask":
+        """The task without data or tokenizer, for shape-only uses (compile_check): model `cfg`
+        (numerics from config.lm) with config.persona.num_personas persona rows after the first
+        `num_tokens` ids (the tokenizer's length), config.train.mode, and rows of
+        config.data.seq_len as the init sample. init, loss and make_optimizer are the real ones."""
+        self = cls.__new__(cls)
+        self.config, p = config, config.persona
+        k = int(p.num_personas)
+        self.persona_ids = list(range(num_tokens, num_tokens + k))
+        self.cfg = cfg.replace(**_numerics(config.lm)).replace(
+            vocab_size=persona.padded_vocab_size(cfg, num_tokens + k, int(p.vocab_multiple)))
+        self.codes = self.pretrained = self.tokenizer = None
+        self.mode = config.train.mode
+        self.train_rows = {k: np.zeros((1, int(config.data.seq_len)), np.int32) for k in sft.ROW_KEYS}
+        return self
+
     # ------------------------------------------------------------------ Task protocol
     def make_loader(self, *, global_batch_size, seed, shard_index, shard_count):
         ds = grain.MapDataset.source(_Rows(self.train_rows))
@@ -199,8 +223,29 @@ class SFTTask(OptionalTaskHooks):
         return logits
 
     def loss(self, params, extra, batch, rng, step):
-        loss, metrics = sft.masked_loss(self.logits(params, batch), batch)
+        """Chunked cross-entropy (lm/loss.py): full [B, T, V] logits are never materialised."""
+        lm = self._lm_params(self._differentiated(params))
+        hidden, _ = Decoder(self.cfg).apply({"params": lm}, batch["inputs"], batch["positions"],
+                                            batch["segment_ids"], return_hidden=True)
+        loss, metrics = lm_loss.masked_loss(hidden, lm_loss.output_weight(self.cfg, lm), batch,
+                                            chunk=self.cfg.loss_chunk, dtype=jnp.dtype(self.cfg.dtype))
         return loss, (metrics, extra)
+
+    def _differentiated(self, params):
+        """train.mode='persona_rows': every frozen parameter (and every row of the table but the
+        persona rows) enters the loss as a constant, so backprop computes no weight gradients
+        for them (their gradients are zeros, not products of activations)."""
+        if self.mode != "persona_rows":
+            return params
+        out = jax.tree.map(jax.lax.stop_gradient, params)
+        if self.codes is not None:
+            out["persona_proj"] = params["persona_proj"]
+            return out
+        ids = jnp.asarray(self.persona_ids, jnp.int32)
+        out["embedding"] = out["embedding"].at[ids].set(params["embedding"][ids])
+        if "lm_head" in params:
+            out["lm_head"] = out["lm_head"].at[:, ids].set(params["lm_head"][:, ids])
+        return out
 
     def make_optimizer(self, optimizer_config):
         if self.mode == "all":

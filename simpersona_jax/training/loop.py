@@ -55,10 +55,11 @@ def global_batch(local: dict, sharding, global_batch_size: int) -> dict:
     return out
 
 
-def build(config, task, init_rng, sample):
+def build(config, task, init_rng, sample, devices=None):
     """Mesh, rules, optimiser (with the task's freezing mask) and the planned state shardings:
-    everything decided from shapes alone (jax.eval_shape), before data or parameters exist."""
-    mesh = mesh_lib.make_mesh(dict(config.get("mesh", {"data": -1})))
+    everything decided from shapes alone (jax.eval_shape), before data or parameters exist.
+    devices: the mesh's devices (default all; compile_check passes a TPU topology's)."""
+    mesh = mesh_lib.make_mesh(dict(config.get("mesh", {"data": -1})), devices)
     rules = mesh_lib.rules_from_config(config.get("logical_axis_rules", None))
     batch_sh = mesh_lib.batch_sharding(mesh, rules)
     tx = _hook(task, "make_optimizer", lambda c: None)(config.optimizer)
@@ -69,6 +70,17 @@ def build(config, task, init_rng, sample):
     tx = optim.apply_trainable_mask(tx, mask)
     abstract, shardings = state_lib.state_shardings(boxed, tx, mesh, rules)
     return mesh, rules, batch_sh, tx, abstract, shardings
+
+
+def in_context(fn, mesh, rules):
+    """fn called (and so traced) inside mesh_lib.activate(mesh, rules): the model's activation
+    constraints take effect in the compiled step."""
+
+    def called(*args, **kwargs):
+        with mesh_lib.activate(mesh, rules):
+            return fn(*args, **kwargs)
+
+    return called
 
 
 def train(config, workdir: str, task, *, stop_after_steps: int | None = None) -> TrainResult:
@@ -84,7 +96,7 @@ def train(config, workdir: str, task, *, stop_after_steps: int | None = None) ->
     gbs, num_steps = int(config.global_batch_size), int(config.num_steps)
     init_rng, step_rng = jax.random.split(jax.random.key(int(config.seed)))
     sample = task.init_sample()
-    mesh, _, batch_sh, tx, abstract, shardings = build(config, task, init_rng, sample)
+    mesh, rules, batch_sh, tx, abstract, shardings = build(config, task, init_rng, sample)
     data_iter = task.make_loader(
         global_batch_size=gbs,
         seed=int(config.seed),
@@ -99,10 +111,14 @@ def train(config, workdir: str, task, *, stop_after_steps: int | None = None) ->
         manager.close()
         raise
     if state is None:
-        state = state_lib.create_state(task, tx, shardings, init_rng, sample)
+        state = state_lib.create_state(task, tx, shardings, init_rng, sample, rules)
 
-    step_fn = step_lib.jit_train_step(
-        step_lib.make_train_step(task, tx, step_rng), shardings, batch_sh, mesh
+    step_fn = in_context(
+        step_lib.jit_train_step(
+            step_lib.make_train_step(task, tx, step_rng), shardings, batch_sh, mesh
+        ),
+        mesh,
+        rules,
     )
     step = int(state.step)
     prog = progress_lib.Progress(
@@ -121,7 +137,7 @@ def train(config, workdir: str, task, *, stop_after_steps: int | None = None) ->
     log_every = int(config.get("log_every_steps", 50))
     save_every = int(ccfg.get("every_steps", 500))
     eval_every = int(config.get("eval_every_steps", 0) or 0)
-    evaluate = _hook(task, "evaluate", lambda p, e: {})
+    evaluate = in_context(_hook(task, "evaluate", lambda p, e: {}), mesh, rules)
     history: list[dict] = []
     logged: list[tuple[int, dict[str, float]]] = []
     last: dict[str, float] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from typing import Any, Sequence
@@ -26,6 +27,15 @@ DEFAULT_RULES: tuple[tuple[str, Any], ...] = (
     ("vocab", "tensor"),
     ("length", None),
     ("norm", None),
+    ("layers", None),
+    # Activations (nn.with_logical_constraint in lm/model.py; in effect inside `activate`):
+    # batch over ('data', 'fsdp'), heads / MLP hidden / vocab over 'tensor'.
+    ("act_batch", ("data", "fsdp")),
+    ("act_len", None),
+    ("act_embed", None),
+    ("act_heads", "tensor"),
+    ("act_mlp", "tensor"),
+    ("act_vocab", "tensor"),
     # VQ-VAE: hidden widths over fsdp; input, latent and codebook replicated.
     ("input", None),
     ("hidden", "fsdp"),
@@ -105,7 +115,15 @@ def make_mesh(shape: dict | Any, devices: Sequence[jax.Device] | None = None) ->
     return jax.make_mesh(sizes, MESH_AXES, axis_types=(AxisType.Auto,) * 3, devices=devices)
 
 
-def _fit_spec(spec: P, shape: tuple[int, ...], mesh: Mesh, where: str) -> P:
+@contextlib.contextmanager
+def activate(mesh: Mesh, rules):
+    """The mesh and logical-axis rules in context: models' nn.with_logical_constraint (and
+    lm/model.py's constraints) take effect while tracing init, train step or sampling."""
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        yield
+
+
+def fit_spec(spec: P, shape: tuple[int, ...], mesh: Mesh, where: str) -> P:
     """Drop mesh axes from dims they do not divide evenly (those dims are replicated instead)."""
     dims = list(spec) + [None] * (len(shape) - len(spec))
     fitted = []
@@ -143,7 +161,7 @@ def shardings_for(abstract_boxed: Any, mesh: Mesh, rules) -> Any:
         spec = spec if isinstance(spec, P) else P()
         out.append(
             NamedSharding(
-                mesh, _fit_spec(spec, tuple(np.shape(leaf)), mesh, jax.tree_util.keystr(path))
+                mesh, fit_spec(spec, tuple(np.shape(leaf)), mesh, jax.tree_util.keystr(path))
             )
         )
     return jax.tree_util.tree_unflatten(treedef, out)
