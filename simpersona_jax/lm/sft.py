@@ -85,6 +85,22 @@ def drop_personas(df: pl.DataFrame, fraction: float, salt: str = "drop") -> pl.D
                            .otherwise(pl.col("persona").cast(pl.Int32)).alias("persona"))
 
 
+DECISION_PAGES = ("page: product ", "page: cart ", "page: checkout ")
+
+
+def oversample_decisions(rows: list[dict], k: int) -> list[dict]:
+    """Every row observed on a product, cart or checkout page repeated k times: these are the
+    pages where the buyer decides to add, check out and pay, i.e. where personas differ. All
+    actions on such pages are repeated alike, so P(action | page, persona) is unchanged; only
+    the share of training signal spent there grows."""
+    if k < 1:
+        raise ValueError(f"data.decision_oversample={k} must be >= 1")
+    out = []
+    for r in rows:
+        out += [r] * (k if r["observation"].startswith(DECISION_PAGES) else 1)
+    return out
+
+
 def encode_examples(tokenizer, rows: Sequence[dict], *, goal_field: str, max_len: int,
                     use_persona: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(ids, loss_on_ids)] per trace row; loss_on_ids marks action tokens (incl. newline, EOS)."""

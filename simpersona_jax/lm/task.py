@@ -136,7 +136,8 @@ class SFTTask(OptionalTaskHooks):
         seq_len = int(d.seq_len)
         pad_id = self.tokenizer.pad_token_id or 0
         enc = dict(goal_field=self.goal_field, max_len=seq_len, use_persona=self.use_persona)
-        train_rows = list(train_df.iter_rows(named=True))
+        train_rows = sft.oversample_decisions(list(train_df.iter_rows(named=True)),
+                                              int(d.get("decision_oversample", 1)))
         self.train_rows = sft.pack(sft.encode_examples(self.tokenizer, train_rows, **dict(
             enc, goal_field=sft.MIXED_GOAL)), seq_len, pad_id)
         eval_rows = list(eval_df.iter_rows(named=True))[: int(d.get("max_eval_examples", 512))]

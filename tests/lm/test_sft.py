@@ -165,3 +165,13 @@ def test_drop_personas_blanks_whole_sessions():
     kept = out.filter(pl.col("persona") >= 0)
     assert kept["persona"].to_list() == df.join(kept.select("session_id", "step"),
                                                 on=["session_id", "step"])["persona"].to_list()
+
+
+def test_oversample_decisions_repeats_decision_pages_only():
+    rows = make_rows(20)
+    out = sft.oversample_decisions(rows, 3)
+    decisions = [r for r in rows if r["observation"].startswith(sft.DECISION_PAGES)]
+    assert decisions and len(out) == len(rows) + 2 * len(decisions)
+    assert sft.oversample_decisions(rows, 1) == rows
+    with pytest.raises(ValueError, match="decision_oversample"):
+        sft.oversample_decisions(rows, 0)
