@@ -250,6 +250,8 @@ def _lm_rules():
         ("data.meta_path", existing("file"), False),
         ("data.goal_field", choice("goal_neutral", "goal_intent"), True),
         ("data.neutral_fraction", number(0, 1), False),
+        ("data.persona_dropout", number(0, 1), False),
+        ("data.decision_oversample", integer(1), False),
         ("data.seq_len", integer(2), True),
         ("data.eval_fraction", number(0, 1, hi_open=True), True),
         ("data.max_eval_examples", integer(0), False),
