@@ -5,6 +5,7 @@ inconsistent persona codes are errors."""
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -97,6 +98,14 @@ def test_second_run_skips_every_stage(workdir, capsys):
     run(tiny_config(), workdir)
     assert statuses(capsys.readouterr().out) == {n: "current, skipped" for n in NAMES}
     assert {n: manifest.read(os.path.join(workdir, n))["digest"] for n in NAMES} == before
+
+
+def test_a_copied_workdir_stays_current(workdir, tmp_path, capsys):
+    copy = str(tmp_path / "moved")
+    shutil.copytree(workdir, copy)
+    done = run(tiny_config(), copy)
+    assert statuses(capsys.readouterr().out) == {n: "current, skipped" for n in NAMES}
+    assert done["assign"]["outputs"]["codes_path"] == os.path.join(copy, "assign", "codes.parquet")
 
 
 def test_deleted_manifest_reruns_its_stage_and_what_follows(workdir, capsys):
