@@ -28,15 +28,22 @@ setup(
         "pyarrow>=16.0",
         "zstandard>=0.22",
         "scikit-learn>=1.4",
+        "scipy>=1.10",
         "tensorboardX>=2.6",
         "starlette>=0.37",
         "uvicorn>=0.30",
         "jinja2>=3.1",
         "python-multipart>=0.0.9",
+        "itsdangerous>=2.1",
         "tqdm>=4.66",
+        "scipy>=1.11",
+        "matplotlib>=3.8",
         "psutil>=5.9",
     ],
     extras_require={
+        # Deviceless TPU compiles on any host (python -m simpersona_jax.compile_check); on a
+        # machine without a TPU nothing else changes (simpersona_jax/__init__.py).
+        "tpu": ["libtpu==0.0.52"],
         "test": [
             "pytest>=8.0",
             "pytest-timeout>=2.3",

@@ -3,7 +3,8 @@
 Run:
   python bench/lm.py            # CPU: the embedded default config, batch 32, prompt 256, 32 new tokens
   python bench/lm.py --full     # CPU, a wider model (hidden 512, 8 layers)
-  python bench/lm.py --gpu      # accelerator: MFU of a Qwen3-0.6B-shaped model (bf16), train step
+  python bench/lm.py --gpu      # accelerator (< 5 min): MFU of the stage-2 step of a Qwen3-0.6B-shaped
+                                # model (bf16, chunked loss) + VQ-VAE assignment buyers/s; tiny on CPU
 
 Both sides get the same weights (random Qwen3 model built with transformers, saved to a temp
 folder, imported with simpersona_jax.lm.hf). Training: one AdamW step on batch 32 x 256 tokens
@@ -48,15 +49,18 @@ def _jax_train_step(cfg, params, lr=1e-4):
     import jax
     import optax
 
-    from simpersona_jax.lm import sft
+    import jax.numpy as jnp
+
+    from simpersona_jax.lm import loss as lm_loss
     from simpersona_jax.lm.model import Decoder
 
     tx = optax.adamw(lr)
     opt = tx.init(params)
 
-    def loss_fn(p, batch):
-        logits, _ = Decoder(cfg).apply({"params": p}, batch["inputs"])
-        return sft.masked_loss(logits, batch)[0]
+    def loss_fn(p, batch):  # the SFT task's loss: chunked, no [B, T, V] logits
+        hidden, _ = Decoder(cfg).apply({"params": p}, batch["inputs"], return_hidden=True)
+        return lm_loss.masked_loss(hidden, lm_loss.output_weight(cfg, p), batch, chunk=cfg.loss_chunk,
+                                   dtype=jnp.dtype(cfg.dtype))[0]
 
     @functools.partial(jax.jit, donate_argnums=(0, 1))
     def step(p, o, batch):
@@ -169,19 +173,27 @@ def bench_cpu(args):
 
 
 def bench_gpu(args):
-    """MFU of one training step of a Qwen3-0.6B-shaped model in bf16 on one accelerator."""
+    """MFU of one training step of a Qwen3-0.6B-shaped model in bf16 on one accelerator, then VQ-VAE
+    assignment buyers/s. Without an accelerator (or with --smoke) it runs tiny shapes on CPU: a
+    check that the script works, not a measurement."""
     import jax
     import jax.numpy as jnp
 
-    from simpersona_jax.lm.config import LMConfig
+    from simpersona_jax.lm.config import named_model
     from simpersona_jax.lm.model import init_params
+    from simpersona_jax.training import chips
     import flax.linen as nn
 
-    cfg = LMConfig(family="qwen3", vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_layers=28,
-                   num_heads=16, num_kv_heads=8, head_dim=128, tie_word_embeddings=True, dtype="bfloat16",
-                   param_dtype="float32", remat_policy=args.remat, attention_impl=args.attention,
-                   max_position_embeddings=40960)
+    dev = jax.devices()[0]
+    smoke = args.smoke or dev.platform == "cpu"
+    cfg, _ = named_model("qwen3-0.6b", dtype="bfloat16", param_dtype="float32", remat_policy=args.remat,
+                         attention_impl=args.attention)
     b, t = args.gpu_batch, args.gpu_seq
+    if smoke:
+        print(f"no accelerator ({dev.platform}) or --smoke: tiny shapes, the numbers mean nothing")
+        cfg = cfg.replace(vocab_size=1024, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4,
+                          num_kv_heads=2, head_dim=16)
+        b, t = 2, 128
     params = jax.jit(lambda k: nn.meta.unbox(init_params(cfg, k)))(jax.random.key(0))
     step, jp, jo = _jax_train_step(cfg, params)
     rng = np.random.RandomState(0)
@@ -199,13 +211,48 @@ def bench_gpu(args):
     dt = statistics.median(times)
     tok_s = b * t / dt
     flops = cfg.flops_per_token(t) * tok_s
-    kind = jax.devices()[0].device_kind
-    peak = args.peak_tflops * 1e12
+    try:
+        peak = chips.for_device_kind(dev.device_kind).peak_flops
+    except ValueError:
+        peak = args.peak_tflops * 1e12
     mfu = 100 * flops / peak
-    print(f"device={kind} params={cfg.num_params() / 1e6:.0f}M batch={b} seq={t} remat={args.remat} "
+    print(f"device={dev.device_kind} params={cfg.num_params() / 1e6:.0f}M batch={b} seq={t} remat={args.remat} "
           f"attention={args.attention} step={dt * 1e3:.1f}ms tokens/s={tok_s:,.0f} "
-          f"model TFLOP/s={flops / 1e12:.1f} (peak {args.peak_tflops} bf16 dense)")
-    print(f"TARGET lm_mfu measured={mfu:.1f} goal=45 {'PASS' if mfu >= 45 else 'MISS'}")
+          f"model TFLOP/s={flops / 1e12:.1f} (peak {peak / 1e12:.0f} bf16 dense)")
+    rate = _assign_rate(65536 if not smoke else 4096, args.reps)
+    print(f"VQ-VAE assignment (experiments/vqvae.py model, K=256): {rate:,.0f} buyers/s "
+          f"({8_370_000 / rate:.2f}s for the paper's 8.37M buyers)")
+    print(f"TARGET lm_mfu measured={mfu:.1f} goal=45 {'PASS' if mfu >= 45 and not smoke else 'MISS'}")
+
+
+def _assign_rate(batch: int, reps: int) -> float:
+    """Buyers/s of the production assignment (vqvae/encode.Assigner), random model and codebook."""
+    import importlib.util
+
+    import jax
+
+    from simpersona_jax.vqvae import encode
+    from simpersona_jax.vqvae.task import build_model
+    import flax.linen as nn
+
+    spec = importlib.util.spec_from_file_location(
+        "vqvae_exp", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "experiments", "vqvae.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    c = mod.get_config()
+    model = build_model(c.model)
+    x = np.random.RandomState(0).normal(size=(batch, int(c.model.input_dim))).astype(np.float32)
+    params = nn.meta.unbox(model.init(jax.random.key(0), x[:8]))["params"]
+    embed = jax.random.normal(jax.random.key(1), (int(c.model.codebook_size), int(c.model.latent_dim)))
+    assign = encode.Assigner(model, cosine=False, chunk=int(c.eval.chunk))
+    x_dev = jax.device_put(x, assign.rows)
+    jax.block_until_ready(assign(params, embed, x_dev))
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        jax.block_until_ready(assign(params, embed, x_dev))
+        times.append(time.perf_counter() - t0)
+    return batch / statistics.median(times)
 
 
 def main():
@@ -220,8 +267,10 @@ def main():
     ap.add_argument("--gpu-batch", type=int, default=16)
     ap.add_argument("--gpu-seq", type=int, default=2048)
     ap.add_argument("--remat", default="dots_no_batch")
-    ap.add_argument("--attention", default="xla", help="xla | cudnn (jax.nn.dot_product_attention)")
-    ap.add_argument("--peak-tflops", type=float, default=989.0, help="H100/H200 SXM bf16 dense")
+    ap.add_argument("--attention", default="xla", help="xla | jax | cudnn (jax.nn.dot_product_attention)")
+    ap.add_argument("--peak-tflops", type=float, default=989.0,
+                    help="bf16 dense peak when the device is not in training/chips.py")
+    ap.add_argument("--smoke", action="store_true", help="--gpu with tiny shapes (a CPU check of the script)")
     args = ap.parse_args()
     if args.gpu:
         bench_gpu(args)

@@ -19,5 +19,9 @@ def get_config():
     c = sft_config()
     c.persona.num_personas = 0
     c.data.use_persona = False
+    # Stands in for a pretrained, instruction-following model: explicit-intent goals, with some
+    # intent-neutral ones so it also knows how an unguided visit goes.
+    c.data.goal_field = "goal_intent"
+    c.data.neutral_fraction = 0.3
     c.num_steps = 600
     return c

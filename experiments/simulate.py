@@ -1,14 +1,18 @@
-"""Simulate the held-out synthetic stores and score them against their real buyers.
+"""Simulate the held-out synthetic stores and score every arm against their real buyers.
 
-    # scripted agents acting out the hidden synthetic types (checks the loop, no LM needed):
+    # the scripted oracle acting out the hidden synthetic types (checks the loop, no LM needed):
     python -m simpersona_jax.simulate --config=experiments/simulate.py
-    # the persona-token LM agent, personas from the VQ-VAE assignment:
-    python -m simpersona_jax.simulate --config=experiments/simulate.py --config.policy=lm \
-        --config.lm.folder=runs/agent_stage2/export --config.codes=runs/vqvae/assign/codes.parquet
+    # and the persona-token LM agent (matched / mismatched / no / text persona) on the same
+    # buyers, personas from the VQ-VAE assignment:
+    python -m simpersona_jax.simulate --config=experiments/simulate.py \
+        --config.lm.folder=<stage-2 workdir>/hf --config.codes=runs/vqvae/assign/codes.parquet
 
-Prints: simulated N sessions, stratified ARA (per stratum A-D), conversion-rate alignment and
-stratum JSD, crash / unparseable-action rates, actions per session, outcomes; writes
-`<out_dir>/report.json`. Controls: --config.control=matched|mismatched|none|text (text: the persona described in words).
+Shows a progress bar per arm, then prints a table of arms (and the never-buy and average-buyer
+baselines) x headline figures with 95% bootstrap CIs: stratified ARA, per-code alignment, mean
+conversion-rate alignment, stores whose conversion is not significantly different, Cohen's d of
+purchase (high vs low intensity codes), stratum JSD, unparseable / impossible actions, crashes.
+Writes `<out_dir>/report.json` and `<out_dir>/report.html` (plots; open it in a browser).
+An arm that cannot run is skipped with one line (oracle on real data; LM arms without lm.folder).
 """
 
 import ml_collections
@@ -17,12 +21,14 @@ import ml_collections
 def get_config():
     return ml_collections.ConfigDict(dict(
         data_dir="data/default",  # built by simpersona_jax.features.default.ensure_default
-        codes="",  # assign's codes.parquet; "" = no persona tokens (scripted policy only)
+        codes="",  # assign's codes.parquet; "" = no persona tokens (oracle arm only)
         stores=(),  # () = every held-out store
         buyers_per_store=30,
-        control="matched",
-        policy="scripted",  # scripted (true synthetic types) | lm
-        lm=dict(folder="", temperature=1.0, max_new_tokens=48),
+        arms=("oracle", "matched", "mismatched", "none", "text"),
+        # folder + any LMPolicy keyword (decoding settings); "" = no LM arms
+        # decoding: constrained (actions drawn from the page's; always valid) | free (sampled text)
+        lm=dict(folder="", temperature=1.0, decoding="constrained", max_new_tokens=48),
+        n_boot=1000,  # bootstrap resamples for the 95% CIs
         seed=0,
         out_dir="runs/simulate",
         server_mode="process",

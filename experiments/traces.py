@@ -30,6 +30,9 @@ def get_config():
         store_id="",  # store id for sources without one (REES46)
     ))
     c.max_sessions = 200  # the paper's SFT set: ~3,600 sessions (~34k steps) from 39 stores
+    # assign's codes.parquet: sample sessions round-robin over the buyers' VQ codes (the codes of
+    # held-out stores' buyers first) so every persona token gets traces; "" = uniform sample.
+    c.codes_path = ""
     c.max_events_per_session = 40  # longer sessions are skipped (counted as too_long)
     c.seed = 0
     c.rows_per_shard = 20_000

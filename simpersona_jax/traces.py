@@ -24,6 +24,7 @@ from ml_collections import config_flags
 
 from simpersona_jax.data.schema import COLUMNS
 from simpersona_jax.features.default import resolve_data_dir
+from simpersona_jax.replay import sample as replay_sample
 from simpersona_jax.replay.replay import replay_sessions
 from simpersona_jax.replay.schema import TraceWriter
 from simpersona_jax.rollout.driver import DriverConfig
@@ -57,23 +58,28 @@ def load(cfg) -> tuple[pl.DataFrame, str]:
     raise ValueError(f"events.kind must be 'synthetic' or 'files', got {ev.kind!r}")
 
 
-def sample_sessions(events: pl.DataFrame, n: int, max_events: int, seed: int):
-    """(events of up to n sessions sampled at random, number of sampled sessions too long)."""
-    sizes = events.group_by("store_id", "session_id").len().sort("store_id", "session_id")
-    keys = sizes.sample(min(n, sizes.height), seed=seed)
-    too_long = keys.filter(pl.col("len") > max_events).height
-    keys = keys.filter(pl.col("len") <= max_events).select("store_id", "session_id")
-    return events.join(keys, on=["store_id", "session_id"]), too_long
+def sample_sessions(events: pl.DataFrame, cfg) -> tuple[pl.DataFrame, dict]:
+    """(events of the sessions to replay, sampling stats): balanced over the buyers' VQ codes
+    when `cfg.codes_path` is set (held-out stores' codes first), else uniform."""
+    codes = priority = None
+    if cfg.get("codes_path", ""):
+        codes = pl.read_parquet(cfg.codes_path).select("store_id", "buyer_id", "code")
+        stores = set(events["store_id"].unique().to_list())
+        priority = set(codes.filter(~pl.col("store_id").is_in(list(stores)))["code"].to_list())
+    return replay_sample.sample_sessions(events, cfg.max_sessions, cfg.max_events_per_session,
+                                         cfg.seed, codes, priority)
 
 
 def run(cfg) -> dict:
     """Replays sampled sessions and writes the trace shards; returns summary.json's dict."""
     t0 = time.time()
     events, catalog_dir = load(cfg)
-    sample, too_long = sample_sessions(events, cfg.max_sessions, cfg.max_events_per_session, cfg.seed)
+    sample, stats = sample_sessions(events, cfg)
+    too_long = stats["too_long"]
     n = sample.select("store_id", "session_id").n_unique()
     print(f"{events.height:,} events, {events['session_id'].n_unique():,} sessions; replaying {n} "
-          f"(skipped {too_long} longer than {cfg.max_events_per_session} events)", flush=True)
+          f"({too_long} longer than {cfg.max_events_per_session} events not drawn; codes covered: "
+          f"{stats['codes_covered']})", flush=True)
     os.makedirs(cfg.out_dir, exist_ok=True)
     log_dir = os.path.join(cfg.out_dir, "_storefront", "events")
     shutil.rmtree(log_dir, ignore_errors=True)  # the fidelity check reads this run's log only
@@ -95,15 +101,12 @@ def run(cfg) -> dict:
                               contexts_per_browser=d.contexts_per_browser)
     with StorefrontServer(catalog_dir, log_dir, mode=cfg.server_mode) as server:
         report = asyncio.run(replay_sessions(sample, catalogs, server, driver_cfg, on_result=progress))
-    if too_long:
-        report.dropped["too_long"] += too_long
-        report.sessions_in += too_long
     for old in [f for f in os.listdir(cfg.out_dir) if f.startswith("traces-")]:
         os.remove(os.path.join(cfg.out_dir, old))
     writer = TraceWriter(cfg.out_dir, cfg.rows_per_shard)
     writer.add(report.rows)
     shards = writer.close()
-    summary = dict(sessions_in=report.sessions_in, replayed=report.replayed,
+    summary = dict(sampling=stats, sessions_in=report.sessions_in, replayed=report.replayed,
                    dropped=dict(report.dropped), steps=report.steps, tokens=report.tokens,
                    shards=[os.path.basename(s) for s in shards], seconds=round(time.time() - t0, 1))
     with open(os.path.join(cfg.out_dir, "summary.json"), "w") as f:

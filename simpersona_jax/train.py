@@ -31,17 +31,22 @@ def make_task(config):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    from simpersona_jax.training import distributed
+    from simpersona_jax.training import NonFiniteLossError, distributed, train
+    from simpersona_jax.training.checkpoint import CheckpointError
+    from simpersona_jax.training.validate import ConfigError, check
 
-    distributed.maybe_initialize(_CONFIG.value.get("distributed", "auto"))
-    from simpersona_jax.training import NonFiniteLossError, train
-
-    config = _CONFIG.value
+    config, workdir = _CONFIG.value, _WORKDIR.value
     logging.set_verbosity(logging.WARNING)
     try:
-        result = train(config, _WORKDIR.value, make_task(config))
-    except NonFiniteLossError as e:
-        print(f"error: {e}", file=sys.stderr)
+        try:  # before any other JAX call
+            distributed.maybe_initialize(config.get("distributed", "auto"))
+        except ValueError as e:
+            raise ConfigError([f"config.{e}"]) from None
+        check(config, workdir, tasks=TASKS)
+        result = train(config, workdir, make_task(config))
+    except (ConfigError, CheckpointError, NonFiniteLossError) as e:
+        for line in str(e).splitlines():
+            print(f"error: {line}", file=sys.stderr)
         sys.exit(2)
     if result.report:
         print(result.report)

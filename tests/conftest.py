@@ -11,7 +11,7 @@ if "xla_force_host_platform_device_count" not in _flags:
 
 import pytest  # noqa: E402
 
-SHARED_DATASETS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets")
+FIXTURE_DATASETS = os.path.join(os.path.dirname(__file__), "fixtures", "datasets")
 
 
 def pytest_configure(config):
@@ -30,8 +30,6 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def shared_datasets():
-    """Path to the real public clickstream samples (../shared/datasets)."""
-    path = os.environ.get("SIMPERSONA_SHARED_DATASETS", os.path.abspath(SHARED_DATASETS))
-    if not os.path.isdir(path):
-        pytest.fail(f"shared datasets not found at {path}; set SIMPERSONA_SHARED_DATASETS")
-    return path
+    """Path to the slices of real public clickstream samples kept in the repository
+    (tests/fixtures/datasets, provenance in tests/fixtures/README.md)."""
+    return os.path.abspath(FIXTURE_DATASETS)

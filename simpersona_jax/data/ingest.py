@@ -30,7 +30,8 @@ import numpy as np
 import polars as pl
 
 from simpersona_jax.data import parallel, schema, sessionize, validate
-from simpersona_jax.data.sources import Mapping, SchemaError, expand_paths, load_events
+from simpersona_jax.data.sources import (Mapping, SchemaError, detect, expand_paths,
+                                          load_events, load_mapping_file, times)
 
 QUARANTINE_SCHEMA = {**schema.SCHEMA, "_raw_time": pl.String(), "_raw_event": pl.String(),
                      "_raw_price": pl.String(), "_file": pl.String(), "_row": pl.Int64(),
@@ -45,33 +46,55 @@ def pseudonymize(ids: pl.Series, salt: str) -> pl.Series:
     return ids.replace_strict(uniq, keyed, return_dtype=pl.String)
 
 
-def _check_first_rows(head: pl.LazyFrame) -> None:
-    """Fails fast when a whole column is unusable (wrong time format, wrong event column)."""
+def _time_source(path: str, mapping: Mapping | None, source: str) -> tuple[str, str]:
+    """(source column, time format) of a file's event_time, for error messages."""
+    m = mapping or detect(path, source)
+    col = m.columns["event_time"]
+    return (col if isinstance(col, str) else str(col)), m.time_format
+
+
+def _check_first_rows(head: pl.LazyFrame, time_source, bounds) -> None:
+    """Fails fast when a file's column is unusable: no time parses (naming the formats that
+    would), most times are implausible (naming the unit that would make them plausible), or no
+    event type is known. Checked on each file's first rows."""
     head = head.collect()
-    if head.height == 0:
-        return
-    for col, raw, what in (("event_time", "_raw_time", "a time"),
-                           ("event_type", "_raw_event", "a known event type")):
-        if head[col].null_count() == head.height and head[raw].null_count() < head.height:
-            example = head[raw].drop_nulls()[0]
-            raise SchemaError(f"{head['_file'][0]}: column for {col!r}: none of the first "
-                              f"{head.height} values parse as {what} (e.g. {example!r}); "
-                              "check ingest.source / ingest.mapping")
+    for (path,), rows in head.partition_by("_file", as_dict=True, maintain_order=True).items():
+        raw = rows["_raw_time"].drop_nulls()
+        if raw.len():
+            column, fmt = time_source(path)
+            parsed = rows["event_time"].drop_nulls()
+            bad = parsed.len() == 0 or (~parsed.is_between(*bounds)).sum() * 2 > rows.height
+            if bad:
+                what = "none parse" if parsed.len() == 0 else "most are implausible times"
+                fits = times.suggest_formats(raw.head(50).to_list(), bounds)
+                hint = (f"values look like {times.describe(fits[0])}" if fits else
+                        "no known format fits them; give a strptime time_format")
+                raise SchemaError(
+                    f"{path}: time column {column!r}: of the first {rows.height} rows, {what} "
+                    f"under time_format={fmt!r} (e.g. {raw[0]!r}; plausible: "
+                    f"{bounds[0]:%Y-%m-%d} .. {bounds[1]:%Y-%m-%d}); {hint}"
+                    + (f" (also: {', '.join(fits[1:])})" if len(fits) > 1 else ""))
+        if rows["event_type"].null_count() == rows.height and \
+                rows["_raw_event"].null_count() < rows.height:
+            example = rows["_raw_event"].drop_nulls()[0]
+            raise SchemaError(f"{path}: column for 'event_type': none of the first {rows.height} "
+                              f"values is a known event type (e.g. {example!r}); check "
+                              "ingest.source / ingest.mapping")
 
 
-def stage(events: pl.LazyFrame, staging: str, buckets: int) -> None:
+def stage(events: pl.LazyFrame, staging: str, buckets: int, bounds=None) -> None:
     """Phase 1: one streaming pass, every row lands in exactly one staged partition.
 
-    Good rows go to `_q=false/bucket=<b>/`, rejected rows (with their reason and raw values) to
-    `_q=true/bucket=0/`; both keep `_file` and `_row` so that every row can be located.
+    Good rows go to `_q=false/bucket=<b>/`, rejected rows (with their reason) to
+    `_q=true/bucket=0/`; all keep their raw values (a good row may turn out a duplicate in
+    phase 2), `_file` and `_row`, so that every quarantined row can be located and explained.
+    `bounds`: the plausible time window (validate.reason_expr).
     """
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
-    reason = validate.reason_expr()
+    reason = validate.reason_expr(bounds)
     rejected = pl.col("reason").is_not_null()
     rows = events.with_columns(reason=reason).with_columns(
-        # Raw values explain a rejection; a good row's are its canonical values, not kept twice.
-        *[pl.when(rejected).then(pl.col(c)) for c in ("_raw_time", "_raw_event", "_raw_price")],
         _q=rejected,
         bucket=pl.when(rejected).then(0)
         .otherwise(pl.struct("store_id", "buyer_id").hash(seed=17) % buckets).cast(pl.Int32))
@@ -200,21 +223,27 @@ def auto_buckets(paths, rows_per_partition: int = 2_000_000) -> int:
 
 
 def ingest(paths, out_dir: str, *, source: str = "auto", store_id: str | None = None,
-           mapping: Mapping | dict | None = None, buckets: int | str = "auto",
+           mapping: Mapping | dict | str | None = None, buckets: int | str = "auto",
            session_gap_minutes: float = 30.0, pseudonymize_salt: str | None = None,
            rows_per_partition: int = 2_000_000, workers: int | None = None, keep_staging: bool = False,
+           plausible_times: tuple[str | None, str | None] = (times.EARLIEST, None),
            progress=None) -> dict:
     """Runs both phases and writes `ingest_report.json`; returns the report.
 
     `buckets`: buyer-hash partitions (across stores), or "auto": about `rows_per_partition` rows a
     partition (phase 2 and the buyer step hold one partition per worker in memory at a time).
     `workers`: partitions finished at once (threads; default: the cores, at most 4).
+    `mapping`: a Mapping, its fields as a dict, or the path of a mapping file (.json / .py).
     `keep_staging`: keep `_staging/` after a complete run (it is a second copy of the input, there
     only so that an interrupted run resumes; by default it is removed once the report is written).
+    `plausible_times`: (earliest, latest) ISO dates; a time outside is quarantined as
+    implausible_time (None: 1995-01-01 / now + 1 day).
     """
     if buckets == "auto":
         buckets = auto_buckets(paths, rows_per_partition)
-    if isinstance(mapping, dict):
+    if isinstance(mapping, str):
+        mapping = load_mapping_file(mapping)
+    elif isinstance(mapping, dict):
         mapping = Mapping.from_config(mapping)
     staging = os.path.join(out_dir, "_staging")
     if not os.path.exists(os.path.join(staging, "_SUCCESS")):  # else resume after phase 1
@@ -222,8 +251,10 @@ def ingest(paths, out_dir: str, *, source: str = "auto", store_id: str | None = 
             shutil.rmtree(os.path.join(out_dir, old), ignore_errors=True)
         read = functools.partial(load_events, paths, source=source, store_id=store_id,
                                  mapping=mapping, tmp_dir=os.path.join(out_dir, "_tmp"))
-        _check_first_rows(read(n_rows=1000))
-        stage(read(), staging, buckets)
+        bounds = times.window(plausible_times)
+        _check_first_rows(read(n_rows=1000), functools.partial(
+            _time_source, mapping=mapping, source=source), bounds)
+        stage(read(), staging, buckets, bounds)
     os.makedirs(os.path.join(out_dir, "quarantine"), exist_ok=True)
     read = rows_read(staging)
     invalid = [os.path.join(p, f) for p in _staged_partitions(staging, True)

@@ -14,6 +14,7 @@ from typing import Any
 FAMILIES = ("qwen3", "qwen2", "llama")
 ROPE_TYPES = ("default", "linear", "dynamic", "llama3", "yarn")
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
+ATTENTION_IMPLS = ("xla", "jax", "cudnn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +44,10 @@ class LMConfig:
     dtype: str = "float32"              # compute dtype ("bfloat16" on accelerators)
     param_dtype: str = "float32"
     remat_policy: str = "none"          # none | full | dots | dots_no_batch
-    attention_impl: str = "xla"         # xla | cudnn (jax.nn.dot_product_attention implementation)
+    # xla: the blocked causal einsum attention (lm/model.py); jax: jax.nn.dot_product_attention
+    # (XLA); cudnn: its fused GPU kernel (cuDNN flash attention).
+    attention_impl: str = "xla"
+    loss_chunk: int = 512               # sequence positions per chunk of the loss' logits (lm/loss.py)
     # The layer loop: a rolled scan (one compiled layer; compile time flat in depth) or unrolled
     # (straight-line code: no per-layer slicing of stacked params, residuals and cache; faster for
     # shallow models on CPU). None = unroll when num_layers <= 8.
@@ -58,6 +62,8 @@ class LMConfig:
             raise ValueError(f"rope_type={self.rope_type!r} is not supported; expected one of {ROPE_TYPES}")
         if self.remat_policy not in REMAT_POLICIES:
             raise ValueError(f"remat_policy={self.remat_policy!r}; expected one of {REMAT_POLICIES}")
+        if self.attention_impl not in ATTENTION_IMPLS:
+            raise ValueError(f"attention_impl={self.attention_impl!r}; expected one of {ATTENTION_IMPLS}")
         if self.unroll_layers is None:
             object.__setattr__(self, "unroll_layers", self.num_layers <= 8)
 
@@ -186,6 +192,32 @@ class LMConfig:
         if (self.family == "qwen3") != self.qk_norm:
             raise ValueError(f"qk_norm={self.qk_norm} does not match family {self.family!r}")
         return out
+
+
+# Architectures of released checkpoints (their config.json), for sizing runs without the weights
+# (compile_check --model=<name>): LMConfig fields and the tokenizer's length (the ids in use;
+# persona tokens are appended after them, the table padded to persona.vocab_multiple).
+_QWEN3 = dict(family="qwen3", vocab_size=151936, head_dim=128, num_kv_heads=8, rope_theta=1_000_000.0,
+              max_position_embeddings=40960, rms_norm_eps=1e-6, bos_token_id=151643, eos_token_id=151645,
+              pad_token_id=151643)
+QWEN3_TOKENIZER_LEN = 151669
+MODEL_SHAPES: dict[str, dict] = {
+    "qwen3-0.6b": dict(_QWEN3, hidden_size=1024, intermediate_size=3072, num_layers=28, num_heads=16,
+                       tie_word_embeddings=True),
+    "qwen3-1.7b": dict(_QWEN3, hidden_size=2048, intermediate_size=6144, num_layers=28, num_heads=16,
+                       tie_word_embeddings=True),
+    "qwen3-8b": dict(_QWEN3, hidden_size=4096, intermediate_size=12288, num_layers=36, num_heads=32,
+                     tie_word_embeddings=False),
+    "qwen3-14b": dict(_QWEN3, hidden_size=5120, intermediate_size=17408, num_layers=40, num_heads=40,
+                      tie_word_embeddings=False),
+}
+
+
+def named_model(name: str, **overrides) -> tuple[LMConfig, int]:
+    """(LMConfig of a MODEL_SHAPES entry, its tokenizer length)."""
+    if name not in MODEL_SHAPES:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(MODEL_SHAPES)}")
+    return LMConfig(**{**MODEL_SHAPES[name], **overrides}), QWEN3_TOKENIZER_LEN
 
 
 def pad_to_multiple(n: int, multiple: int) -> int:

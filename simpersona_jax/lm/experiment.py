@@ -23,6 +23,10 @@ def sft_config() -> ml_collections.ConfigDict:
     c.data.traces_dir = "runs/traces"    # traces-*.parquet (replay/schema.py TRACE_SCHEMA)
     c.data.codes_path = ""               # assign.py's codes.parquet: persona = the buyer's VQ code
     c.data.goal_field = "goal_neutral"   # goal_neutral (stage 1) | goal_intent (stage 2)
+    c.data.neutral_fraction = 0.0        # share of training sessions that use goal_neutral instead
+    c.data.persona_dropout = 0.0         # share of training sessions shown without persona token
+    c.data.decision_oversample = 1       # rows on product/cart/checkout pages repeated this often
+    c.data.meta_path = ""                # buyers/meta.parquet: per-stratum decision accuracy
     # Packed row length; long observations are cut from the end. Replay examples are ~200-490
     # tokens, so rows of 512 hold one and waste ~25% on padding; rows of 1024 pack ~91-93% full.
     c.data.seq_len = 1024

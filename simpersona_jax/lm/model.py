@@ -28,6 +28,7 @@ import jax.numpy as jnp
 
 from simpersona_jax.lm import rope
 from simpersona_jax.lm.config import LMConfig
+from simpersona_jax.training import mesh as mesh_lib
 
 NEG_INF = -1e30  # large finite negative: exp underflows to exactly 0, and no NaN on empty rows
 # Causal self-attention runs in query blocks of at least CAUSAL_BLOCK rows, at most
@@ -45,8 +46,16 @@ def _param(module: nn.Module, name: str, shape, axes, init):
     return module.param(name, nn.with_logical_partitioning(init, axes), shape, _dtype(cfg.param_dtype))
 
 
-def _constrain(x, axes):
-    return nn.with_logical_constraint(x, axes)
+def constrain(x, axes):
+    """Sharding constraint from logical axis names, in effect only inside a mesh + rules context
+    (training.mesh.activate); mesh axes that do not divide a dimension are dropped for it (e.g.
+    the batch of 1 that init traces), so a constraint never fails on an awkward shape."""
+    rules = nn.get_logical_axis_rules()
+    mesh = jax.sharding.get_abstract_mesh()
+    if not rules or mesh.empty:
+        return x
+    spec = mesh_lib.fit_spec(nn.logical_to_mesh_axes(axes, rules), x.shape, mesh, "activation")
+    return jax.lax.with_sharding_constraint(x, spec)
 
 
 class RMSNorm(nn.Module):
@@ -93,7 +102,7 @@ class Attention(nn.Module):
             k = RMSNorm(cfg, d, name="k_norm")(k)
         q = rope.apply(q, cos[:, q_rows], sin[:, q_rows])
         k = rope.apply(k, cos, sin)
-        q = _constrain(q, ("act_batch", "act_len", "act_heads", None))
+        q = constrain(q, ("act_batch", "act_len", "act_heads", None))
 
         # Attention layout: keys/values [B, KV, S, D] (the cache's layout, so decoding reads it as is).
         k = k.transpose(0, 2, 1, 3)
@@ -171,7 +180,7 @@ class MLP(nn.Module):
             zeros = nn.initializers.zeros
             g = g + _param(self, "gate_bias", (f,), ("mlp",), zeros).astype(dt)
             u = u + _param(self, "up_bias", (f,), ("mlp",), zeros).astype(dt)
-        hdn = _constrain(jax.nn.silu(g) * u, ("act_batch", "act_len", "act_mlp"))
+        hdn = constrain(jax.nn.silu(g) * u, ("act_batch", "act_len", "act_mlp"))
         y = hdn @ wd.astype(dt)
         if cfg.mlp_bias:
             y = y + _param(self, "down_bias", (e,), ("embed",), nn.initializers.zeros).astype(dt)
@@ -203,7 +212,7 @@ class Block(nn.Module):
         a, new_cache = self.attn(self.input_norm(x), cos, sin, mask, cache_kv, layer, write_index)
         x = x + a
         x = x + self.mlp(self.post_attn_norm(x))
-        return _constrain(x, ("act_batch", "act_len", "act_embed")), new_cache
+        return constrain(x, ("act_batch", "act_len", "act_embed")), new_cache
 
     def _last_row(self, x, cos, sin, mask, cache_kv, layer, write_index):
         a, new_cache = self.attn(self.input_norm(x), cos, sin, mask, cache_kv, layer, write_index, last_query=True)
@@ -265,7 +274,7 @@ class Decoder(nn.Module):
         if positions_BxT is None:
             positions_BxT = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
         x = jnp.take(self.embedding, tokens_BxT, axis=0).astype(_dtype(cfg.dtype))
-        x = _constrain(x, ("act_batch", "act_len", "act_embed"))
+        x = constrain(x, ("act_batch", "act_len", "act_embed"))
         q_idx = jnp.arange(t)
         if cache is None:
             cos, sin = rope.cos_sin(cfg, positions_BxT, t)
@@ -294,7 +303,7 @@ class Decoder(nn.Module):
         dt = _dtype(self.cfg.dtype)
         w = self.embedding.T if self.cfg.tie_word_embeddings else self.lm_head
         logits = jnp.dot(hidden_BxTxE.astype(dt), w.astype(dt), preferred_element_type=jnp.float32)
-        return _constrain(logits, ("act_batch", "act_len", "act_vocab"))
+        return constrain(logits, ("act_batch", "act_len", "act_vocab"))
 
 
 def init_cache(cfg: LMConfig, batch: int, length: int, dtype: Any = None) -> dict:

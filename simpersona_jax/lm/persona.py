@@ -4,7 +4,8 @@
   persona rows values drawn from the per-dimension mean/std of the existing rows.
 - `init_projection` / `project_rows`: the alternative the paper names as future work: persona
   rows = codes_KxC @ W_CxE + b, a learned projection of the VQ-VAE code vectors (the rows are
-  recomputed from W, b on every forward, and written into the table on export).
+  recomputed from W, b on every forward, and written into the table on export);
+  `fit_projection` recovers W, b from exported rows so the next stage keeps training them.
 - `row_mask`: float [V, 1] mask that is 1 on the persona rows only (stage-1 freezing).
 """
 
@@ -67,6 +68,18 @@ def init_projection(rng: jax.Array, codes_KxC: np.ndarray, table_VxE, n_real_row
     scale = real.std() / (jnp.sqrt(jnp.asarray(codes_KxC, jnp.float32).var() * c) + 1e-8)
     w = jax.random.normal(rng, (c, table_VxE.shape[1]), jnp.float32) * scale
     return {"kernel": w.astype(table_VxE.dtype), "bias": real.mean(0).astype(table_VxE.dtype)}
+
+
+def fit_projection(codes_KxC: np.ndarray, rows_KxE) -> dict:
+    """W, b minimising ||codes @ W + b - rows||^2 (least squares): continues a projection whose
+    rows were written into an exported table (exact when they came from one, e.g. stage 1's
+    export), so a later stage can keep training the projection instead of free rows."""
+    codes = np.asarray(codes_KxC, np.float64)
+    rows = np.asarray(rows_KxE, np.float64)
+    a = np.concatenate([codes, np.ones((len(codes), 1))], axis=1)
+    sol, *_ = np.linalg.lstsq(a, rows, rcond=None)
+    dt = np.asarray(rows_KxE).dtype
+    return {"kernel": jnp.asarray(sol[:-1], dt), "bias": jnp.asarray(sol[-1], dt)}
 
 
 def project_rows(table_VxE, proj: dict, codes_KxC, ids: Sequence[int]):

@@ -1,9 +1,13 @@
 """The simulator's LM policy: (persona, goal, history, observation) -> one sampled action string.
 
 Loads an exported agent (a Hugging Face folder from lm/task.py, or any Qwen3/Qwen2/Llama
-checkpoint) and answers a whole batch of agents in one jitted, bucketed decode call. Actions are
-SAMPLED (temperature 1 by default, DESIGN.md); each request carries its own seed so an agent's
-action does not depend on which other agents share the batch.
+checkpoint) and answers a whole batch of agents at once. Actions are SAMPLED (temperature 1 by
+default, DESIGN.md); each request carries its own seed so an agent's action does not depend on
+which other agents share the batch. Decoding:
+  constrained (default)  the action is drawn from the actions that exist on the page
+                         (lm/constrained.py): it always parses and names a shown element
+  free                   free-form sampling until a newline (the strict parser judges it)
+`stats` counts prompts whose observation was cut to fit `max_prompt_tokens` (context length).
 """
 
 from __future__ import annotations
@@ -12,7 +16,11 @@ import dataclasses
 from typing import Sequence
 
 from simpersona_jax.lm import hf, prompt
+from simpersona_jax.lm.candidates import candidates
+from simpersona_jax.lm.constrained import ConstrainedDecoder
 from simpersona_jax.lm.sampling import Sampler
+
+DECODINGS = ("constrained", "free")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,22 +36,40 @@ class Request:
 class LMPolicy:
     def __init__(self, folder: str, *, max_prompt_tokens: int = 1024, max_new_tokens: int = 48,
                  temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0, dtype: str = "float32",
-                 mesh=None):
+                 decoding: str = "constrained", max_text_tokens: int = 24, mesh=None):
+        if decoding not in DECODINGS:
+            raise ValueError(f"lm.decoding={decoding!r}: expected one of {DECODINGS}")
         self.cfg, self.params = hf.load_params(folder, hf.read_config(folder, dtype=dtype), mesh=mesh)
         self.tokenizer = hf.load_tokenizer(folder)
+        self.decoding = decoding
         self.sampler = Sampler(self.cfg, self.params, self.tokenizer)
+        self.decoder = ConstrainedDecoder(self.cfg, self.params, self.tokenizer,
+                                          max_text_tokens=max_text_tokens)
         self.max_prompt_tokens = max_prompt_tokens
+        self.temperature = temperature
         self.kw = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k)
+        self.stats = {"requests": 0, "truncated_prompts": 0}
 
     def encode(self, r: Request) -> list[int]:
+        full = prompt.encode(self.tokenizer, r.goal, r.history, r.observation, persona=r.persona,
+                             persona_text=r.persona_text)
+        if len(full) <= self.max_prompt_tokens:
+            return full
+        self.stats["truncated_prompts"] += 1
         return prompt.encode(self.tokenizer, r.goal, r.history, r.observation, persona=r.persona,
                              persona_text=r.persona_text, max_prompt_tokens=self.max_prompt_tokens)
 
     def act(self, requests: Sequence[Request], **overrides) -> list[str]:
-        """One action string per request (unparsed; the driver's strict parser judges it)."""
+        """One action string per request (constrained: always valid; free: the driver's strict
+        parser judges it)."""
         if not requests:
             return []
+        self.stats["requests"] += len(requests)
         ids = [self.encode(r) for r in requests]
+        if self.decoding == "constrained":
+            cands = [candidates(r.observation, r.history) for r in requests]
+            return self.decoder.choose(ids, cands, [r.seed for r in requests],
+                                       temperature=overrides.get("temperature", self.temperature))
         outs = self.sampler.generate_ids(ids, [r.seed for r in requests], stop=(prompt.STOP,),
                                          **{**self.kw, **overrides})
         texts = []

@@ -1,7 +1,10 @@
 """The agent prompt, shared by SFT and the simulator's LM policy.
 
 Layout (DESIGN.md): persona token first, then the goal, the recent actions, the observation;
-the target is exactly one action followed by a newline (and EOS in training):
+the persona token is repeated right before the action cue, so that the small embedded model reads
+it at the decision without attending back over a ~500-token page (with the token only at the
+start, a ~1M-parameter model trained for minutes learned to ignore it: matched = mismatched).
+The target is exactly one action followed by a newline (and EOS in training):
 
     <|persona_17|>
     goal: <goal text>
@@ -11,6 +14,7 @@ the target is exactly one action followed by a newline (and EOS in training):
     observation:
     page: product /products/p123
     ...
+    <|persona_17|>
     action: click("7")\n
 
 `encode(tokenizer, ...)` tokenises the pieces separately so that an over-long observation is
@@ -49,10 +53,17 @@ def _head(persona: int | None, goal: str, history: Sequence[str], persona_text: 
     return "\n".join(lines) + "\n"
 
 
+def _cue(persona: int | None) -> str:
+    if persona is not None and persona >= 0:
+        return persona_token(persona) + "\n" + ACTION_CUE
+    return ACTION_CUE
+
+
 def build(goal: str, history: Sequence[str], observation: str, persona: int | None = None,
           persona_text: str | None = None) -> str:
     """The prompt text (ends with the action cue). persona=None or <0: no persona token."""
-    return _head(persona, goal, history, persona_text) + observation.rstrip("\n") + "\n" + ACTION_CUE
+    return (_head(persona, goal, history, persona_text) + observation.rstrip("\n") + "\n"
+            + _cue(persona))
 
 
 def target(action: str) -> str:
@@ -67,7 +78,7 @@ def encode(tokenizer, goal: str, history: Sequence[str], observation: str, perso
     """Token ids of `build(...)`, with the observation cut from the end to fit max_prompt_tokens."""
     head = tokenizer.encode(_head(persona, goal, history, persona_text), add_special_tokens=False)
     obs = tokenizer.encode(observation.rstrip("\n") + "\n", add_special_tokens=False)
-    cue = tokenizer.encode(ACTION_CUE, add_special_tokens=False)
+    cue = tokenizer.encode(_cue(persona), add_special_tokens=False)
     if max_prompt_tokens is not None:
         room = max_prompt_tokens - len(head) - len(cue)
         if room < 1:

@@ -57,6 +57,50 @@ def split_sessions(df: pl.DataFrame, eval_fraction: float, salt: str = "sft") ->
     return df.filter(pl.Series(~held)), df.filter(pl.Series(held))
 
 
+MIXED_GOAL = "goal_train"  # column written by mix_goals
+
+
+def mix_goals(df: pl.DataFrame, goal_field: str, neutral_fraction: float,
+              salt: str = "goal") -> pl.DataFrame:
+    """Adds MIXED_GOAL: `goal_field`, or goal_neutral for a `neutral_fraction` of the sessions
+    (chosen by a hash of the session, so a session keeps one goal for all its steps)."""
+    if not 0.0 <= neutral_fraction <= 1.0:
+        raise ValueError(f"data.neutral_fraction={neutral_fraction} must lie in [0, 1]")
+    keys = (df["store_id"] + "/" + df["buyer_id"] + "/" + df["session_id"]).to_list()
+    neutral = np.array([(zlib.crc32(f"{salt}:{k}".encode()) % 10_000) < neutral_fraction * 10_000
+                        for k in keys], bool)
+    return df.with_columns(pl.when(pl.Series(neutral)).then(pl.col("goal_neutral"))
+                           .otherwise(pl.col(goal_field)).alias(MIXED_GOAL))
+
+
+def drop_personas(df: pl.DataFrame, fraction: float, salt: str = "drop") -> pl.DataFrame:
+    """Persona -1 (no token) for a `fraction` of the sessions, chosen by a hash of the session:
+    the agent also learns the no-persona prompt (goal tasks, the no-token control)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"data.persona_dropout={fraction} must lie in [0, 1]")
+    keys = (df["store_id"] + "/" + df["buyer_id"] + "/" + df["session_id"]).to_list()
+    drop = np.array([(zlib.crc32(f"{salt}:{k}".encode()) % 10_000) < fraction * 10_000
+                     for k in keys], bool)
+    return df.with_columns(pl.when(pl.Series(drop)).then(pl.lit(-1, pl.Int32))
+                           .otherwise(pl.col("persona").cast(pl.Int32)).alias("persona"))
+
+
+DECISION_PAGES = ("page: product ", "page: cart ", "page: checkout ")
+
+
+def oversample_decisions(rows: list[dict], k: int) -> list[dict]:
+    """Every row observed on a product, cart or checkout page repeated k times: these are the
+    pages where the buyer decides to add, check out and pay, i.e. where personas differ. All
+    actions on such pages are repeated alike, so P(action | page, persona) is unchanged; only
+    the share of training signal spent there grows."""
+    if k < 1:
+        raise ValueError(f"data.decision_oversample={k} must be >= 1")
+    out = []
+    for r in rows:
+        out += [r] * (k if r["observation"].startswith(DECISION_PAGES) else 1)
+    return out
+
+
 def encode_examples(tokenizer, rows: Sequence[dict], *, goal_field: str, max_len: int,
                     use_persona: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(ids, loss_on_ids)] per trace row; loss_on_ids marks action tokens (incl. newline, EOS)."""

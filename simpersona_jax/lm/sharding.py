@@ -1,8 +1,9 @@
 """Logical-axis rules of the LM and helpers to place it on a ('data','fsdp','tensor') mesh.
 
 Parameters: vocab, (kv-)heads and the MLP hidden dim go on 'tensor', embed on 'fsdp' (the same
-as training.mesh.DEFAULT_RULES). Activations: batch on ('data','fsdp'), heads / mlp / vocab on
-'tensor'. Dimensions a mesh axis does not divide evenly are replicated (training.mesh).
+as training.mesh.DEFAULT_RULES, which this module uses). Activations: batch on ('data','fsdp'),
+heads / mlp / vocab on 'tensor'; they take effect inside training.mesh.activate(mesh, rules).
+Dimensions a mesh axis does not divide evenly are replicated (training.mesh.fit_spec).
 """
 
 from __future__ import annotations
@@ -12,15 +13,8 @@ from jax.sharding import Mesh
 
 from simpersona_jax.training import mesh as mesh_lib
 
-LOGICAL_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = mesh_lib.DEFAULT_RULES + (
-    ("layers", None),
-    ("act_batch", ("data", "fsdp")),
-    ("act_len", None),
-    ("act_embed", None),
-    ("act_heads", "tensor"),
-    ("act_mlp", "tensor"),
-    ("act_vocab", "tensor"),
-)
+# The loop's default rules hold the LM's parameter and activation names (one table).
+LOGICAL_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = mesh_lib.DEFAULT_RULES
 
 
 def param_shardings(boxed_params, mesh: Mesh, rules=LOGICAL_RULES):

@@ -9,7 +9,9 @@ One task serves the three runs (experiments/agent_{base,stage1,stage2}.py), chos
   learned projection of the VQ code vectors ("code_projection", codes from persona.codes_path).
 - train.mode: "all" trains every parameter; "persona_rows" trains only the persona rows (or the
   projection): every other parameter and every other row of the table stays bit-for-bit equal.
-- data.goal_field: "goal_neutral" (stage 1) or "goal_intent" (stage 2).
+- data.goal_field: "goal_neutral" (stage 1) or "goal_intent" (stage 2); data.neutral_fraction of
+  the training sessions (chosen by a hash of the session) use the neutral goal instead, so stage 2
+  keeps the persona-conditioned neutral-goal behaviour the simulator relies on.
 At the end `report` evaluates and exports `<workdir>/hf` (transformers-loadable, persona tokens
 in tokenizer and config.json), which the next stage imports.
 """
@@ -25,8 +27,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import polars as pl
 
-from simpersona_jax.lm import hf, persona, sft
+from simpersona_jax.data import schema
+from simpersona_jax.lm import hf, persona, persona_eval, sft
+from simpersona_jax.lm import loss as lm_loss
 from simpersona_jax.lm import tokenizer as tok_lib
 from simpersona_jax.lm.config import LMConfig, pad_to_multiple
 from simpersona_jax.lm.model import Decoder
@@ -53,6 +58,13 @@ def _model_config(config, vocab_size: int, tokenizer) -> LMConfig:
                     tie_word_embeddings=m.pop("tie_word_embeddings", True), **m)
 
 
+def _numerics(lm) -> dict:
+    """LMConfig overrides from config.lm: dtypes, remat, attention kernel, loss chunk."""
+    return dict(dtype=lm.get("dtype", "float32"), param_dtype=lm.get("param_dtype", "float32"),
+                remat_policy=lm.get("remat_policy", "none"), attention_impl=lm.get("attention_impl", "xla"),
+                loss_chunk=int(lm.get("loss_chunk", 512)))
+
+
 class SFTTask(OptionalTaskHooks):
     example_name = "sequences"
 
@@ -65,13 +77,18 @@ class SFTTask(OptionalTaskHooks):
         if int(d.get("max_sessions", 0) or 0):
             keep = df.select("store_id", "buyer_id", "session_id").unique(maintain_order=True).head(int(d.max_sessions))
             df = df.join(keep, on=["store_id", "buyer_id", "session_id"], how="semi")
+        if int(p.num_personas) > 0 and bool(d.get("use_persona", True)) and \
+                not (df["persona"] >= 0).any():
+            raise ValueError(f"{d.traces_dir}: no trace row has a persona; set data.codes_path to "
+                             "assign's codes.parquet (or data.use_persona=False for a control)")
         train_df, eval_df = sft.split_sessions(df, float(d.eval_fraction))
+        train_df = sft.mix_goals(train_df, d.goal_field, float(d.get("neutral_fraction", 0.0)))
+        train_df = sft.drop_personas(train_df, float(d.get("persona_dropout", 0.0)))
         if train_df.height == 0:
             raise ValueError(f"{d.traces_dir}: no training rows after the held-out split")
         self.goal_field = d.goal_field
         self.use_persona = int(p.num_personas) > 0 and bool(d.get("use_persona", True))
-        dtype_over = dict(dtype=lm.get("dtype", "float32"), param_dtype=lm.get("param_dtype", "float32"),
-                          remat_policy=lm.get("remat_policy", "none"))
+        dtype_over = _numerics(lm)
 
         # Model + tokenizer.
         self.pretrained = None
@@ -80,7 +97,8 @@ class SFTTask(OptionalTaskHooks):
             cfg = hf.read_config(lm.init_from, **dtype_over)
             n_real = len(self.tokenizer)
         else:
-            texts = (r["observation"] + "\n" + r["action"] + "\n" + (r[self.goal_field] or "") + "\n"
+            texts = (r["observation"] + "\n" + r["action"] + "\n" + (r["goal_neutral"] or "") + "\n"
+                     + (r["goal_intent"] or "") + "\n"
                      + "\n".join(r["history"] or []) for r in train_df.iter_rows(named=True))
             self.tokenizer = tok_lib.train_bpe(texts, vocab_size=int(lm.tokenizer_vocab_size))
             n_real = len(self.tokenizer)
@@ -118,15 +136,35 @@ class SFTTask(OptionalTaskHooks):
         seq_len = int(d.seq_len)
         pad_id = self.tokenizer.pad_token_id or 0
         enc = dict(goal_field=self.goal_field, max_len=seq_len, use_persona=self.use_persona)
-        train_rows = list(train_df.iter_rows(named=True))
-        self.train_rows = sft.pack(sft.encode_examples(self.tokenizer, train_rows, **enc), seq_len, pad_id)
+        train_rows = sft.oversample_decisions(list(train_df.iter_rows(named=True)),
+                                              int(d.get("decision_oversample", 1)))
+        self.train_rows = sft.pack(sft.encode_examples(self.tokenizer, train_rows, **dict(
+            enc, goal_field=sft.MIXED_GOAL)), seq_len, pad_id)
         eval_rows = list(eval_df.iter_rows(named=True))[: int(d.get("max_eval_examples", 512))]
+        self.eval_trace_rows = eval_rows
         self.eval_personas = np.asarray([int(r["persona"]) for r in eval_rows], np.int64)
         eval_examples = sft.encode_examples(self.tokenizer, eval_rows, **enc)
         # One example per row: pad to the longest one (a multiple of 64), not to the packed length.
         eval_len = min(seq_len, pad_to_multiple(max([len(ids) - 1 for ids, _ in eval_examples] or [1]), 64))
         self.eval_rows = sft.pad_rows(eval_examples, eval_len, pad_id)
         self.num_train_examples = len(train_rows)
+
+    @classmethod
+    def for_shapes(cls, config, cfg: LMConfig, num_tokens: int) -> "SFTTask":
+        """The task without data or tokenizer, for shape-only uses (compile_check): model `cfg`
+        (numerics from config.lm) with config.persona.num_personas persona rows after the first
+        `num_tokens` ids (the tokenizer's length), config.train.mode, and rows of
+        config.data.seq_len as the init sample. init, loss and make_optimizer are the real ones."""
+        self = cls.__new__(cls)
+        self.config, p = config, config.persona
+        k = int(p.num_personas)
+        self.persona_ids = list(range(num_tokens, num_tokens + k))
+        self.cfg = cfg.replace(**_numerics(config.lm)).replace(
+            vocab_size=persona.padded_vocab_size(cfg, num_tokens + k, int(p.vocab_multiple)))
+        self.codes = self.pretrained = self.tokenizer = None
+        self.mode = config.train.mode
+        self.train_rows = {k: np.zeros((1, int(config.data.seq_len)), np.int32) for k in sft.ROW_KEYS}
+        return self
 
     # ------------------------------------------------------------------ Task protocol
     def make_loader(self, *, global_batch_size, seed, shard_index, shard_count):
@@ -163,9 +201,13 @@ class SFTTask(OptionalTaskHooks):
                                              jax.random.key(int(self.config.seed) + 1))
         params = dict(params)
         if self.codes is not None:
-            _, k_proj = jax.random.split(rng)
-            params["persona_proj"] = persona.init_projection(k_proj, self.codes, params["embedding"],
-                                                             min(self.persona_ids))
+            if extend is None:  # the checkpoint has persona rows: continue their projection
+                rows = np.asarray(jax.device_get(params["embedding"]))[self.persona_ids]
+                params["persona_proj"] = persona.fit_projection(self.codes, rows)
+            else:
+                _, k_proj = jax.random.split(rng)
+                params["persona_proj"] = persona.init_projection(
+                    k_proj, self.codes, params["embedding"], min(self.persona_ids))
         return params if param_shardings is None else jax.device_put(params, param_shardings)
 
     def _lm_params(self, params):
@@ -182,8 +224,29 @@ class SFTTask(OptionalTaskHooks):
         return logits
 
     def loss(self, params, extra, batch, rng, step):
-        loss, metrics = sft.masked_loss(self.logits(params, batch), batch)
+        """Chunked cross-entropy (lm/loss.py): full [B, T, V] logits are never materialised."""
+        lm = self._lm_params(self._differentiated(params))
+        hidden, _ = Decoder(self.cfg).apply({"params": lm}, batch["inputs"], batch["positions"],
+                                            batch["segment_ids"], return_hidden=True)
+        loss, metrics = lm_loss.masked_loss(hidden, lm_loss.output_weight(self.cfg, lm), batch,
+                                            chunk=self.cfg.loss_chunk, dtype=jnp.dtype(self.cfg.dtype))
         return loss, (metrics, extra)
+
+    def _differentiated(self, params):
+        """train.mode='persona_rows': every frozen parameter (and every row of the table but the
+        persona rows) enters the loss as a constant, so backprop computes no weight gradients
+        for them (their gradients are zeros, not products of activations)."""
+        if self.mode != "persona_rows":
+            return params
+        out = jax.tree.map(jax.lax.stop_gradient, params)
+        if self.codes is not None:
+            out["persona_proj"] = params["persona_proj"]
+            return out
+        ids = jnp.asarray(self.persona_ids, jnp.int32)
+        out["embedding"] = out["embedding"].at[ids].set(params["embedding"][ids])
+        if "lm_head" in params:
+            out["lm_head"] = out["lm_head"].at[:, ids].set(params["lm_head"][:, ids])
+        return out
 
     def make_optimizer(self, optimizer_config):
         if self.mode == "all":
@@ -244,8 +307,21 @@ class SFTTask(OptionalTaskHooks):
         per = {k: v for k, v in acc.items() if k.startswith("action_acc/")}
         if per:
             lines.append("per persona: " + json.dumps(per))
+        check = persona_eval.evaluate(self, params, self.eval_trace_rows, self._strata())
+        with open(os.path.join(workdir, "persona_eval.json"), "w") as f:
+            json.dump(check, f, indent=1)
+        lines.append(persona_eval.format_report(check))
         lines.append(f"exported Hugging Face folder: {folder}")
         return "\n".join(lines)
+
+    def _strata(self) -> dict | None:
+        """{(store_id, buyer_id): stratum letter} from data.meta_path (buyers/meta.parquet)."""
+        path = self.config.data.get("meta_path", "")
+        if not path:
+            return None
+        meta = pl.read_parquet(path, columns=["store_id", "buyer_id", "stratum"])
+        letters = [schema.STRATA[int(k)] for k in meta["stratum"]]
+        return dict(zip(zip(meta["store_id"], meta["buyer_id"]), letters))
 
 
 # Frozen entries get an update of -0.0: p + (-0.0) == p bit for bit for every p (also -0.0),

@@ -149,6 +149,7 @@ def _assign_execute(cfg, stage_dir, done):
 def _traces_configure(pcfg, done, stage_dir):
     cfg = _copy(pcfg.traces)
     cfg.data.dir = _out(done, "data")["dir"]
+    cfg.codes_path = _out(done, "assign")["codes_path"]  # sessions balanced over codes
     cfg.out_dir = stage_dir
     return cfg
 
@@ -180,6 +181,7 @@ def _agent_configure(sub: str, prev: str | None):
             cfg.persona.num_personas = a["K"]
             cfg.persona.codes_path = a["codebook_path"]
             cfg.data.codes_path = a["codes_path"]
+            cfg.data.meta_path = os.path.join(_out(done, "data")["dir"], "buyers", "meta.parquet")
         return cfg
     return configure
 

@@ -1,9 +1,17 @@
 """One Chromium at a time, handing out isolated contexts; relaunched after N contexts or on crash.
 
 Uses Playwright's own Chromium when it is installed, else the system one via `executable_path`
-(`chromium-headless-shell` when headless and installed, else /usr/bin/chromium). Every context only reaches one origin: requests
-elsewhere are aborted by a route whose URL pattern (a regex matched inside Playwright, so
-same-origin requests never round-trip to Python) matches everything off the origin.
+(`chromium-headless-shell` when headless and installed, else /usr/bin/chromium).
+
+Every context only reaches one origin, whatever the scheme of the way out (other hosts,
+javascript:, about:, data:, file:):
+- an init script (GUARD_JS) cancels, through the Navigation API, every navigation the page starts
+  towards another origin and records its URL in `window.__spBlocked` (the driver reads it);
+- requests elsewhere (redirects, subresources) are caught by a route whose URL pattern (a regex
+  matched inside Playwright, so same-origin requests never round-trip to Python) matches
+  everything off the origin: a navigation is answered 204 No Content, so the page stays where it
+  is, and anything else is aborted. Such navigations are appended to `context.blocked` and each
+  callable in `context.on_blocked` is called with the URL.
 """
 
 from __future__ import annotations
@@ -19,6 +27,20 @@ CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-extensions", "--disable-default-apps", "--mute-audio",
                  "--no-proxy-server", "--disable-dev-shm-usage")
+
+GUARD_JS = r"""
+(() => {
+  window.__spBlocked = [];
+  if (!window.navigation) return;
+  navigation.addEventListener('navigate', (e) => {
+    let url;
+    try { url = new URL(e.destination.url); } catch (_) { url = null; }
+    if (url && url.origin === location.origin && /^https?:$/.test(url.protocol)) return;
+    if (e.cancelable) e.preventDefault();
+    window.__spBlocked.push(e.destination.url);
+  });
+})();
+"""
 
 
 def chromium_executable(playwright: Playwright, headless: bool = True) -> str | None:
@@ -95,12 +117,18 @@ class BrowserPool:
                                                 service_workers="block")
         off_origin = re.compile("^(?!" + re.escape(origin.rstrip("/")) + "(/|$))")
         context.blocked = []  # navigation URLs refused by the origin guard
+        context.on_blocked = []
 
         async def guard(route):
             if route.request.is_navigation_request():
                 context.blocked.append(route.request.url)
-            await route.abort("blockedbyclient")
+                for callback in list(context.on_blocked):
+                    callback(route.request.url)
+                await route.fulfill(status=204)  # no content: the page stays where it is
+            else:
+                await route.abort("blockedbyclient")
 
+        await context.add_init_script(GUARD_JS)
         await context.route(off_origin, guard)
         return context, browser
 

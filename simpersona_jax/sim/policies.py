@@ -25,6 +25,14 @@ def _persona_text(turn: Turn) -> str | None:
     return meta.get("persona_text") if isinstance(meta, dict) else None
 
 
+def load_lm(lm_cfg):
+    """The LMPolicy of a config's `lm` block: `folder` plus any LMPolicy keyword (decoding,
+    temperature, max_text_tokens, ...), so tools take new decoding settings without changes."""
+    from simpersona_jax.lm.policy import LMPolicy
+
+    return LMPolicy(lm_cfg.folder, **{k: v for k, v in lm_cfg.items() if k != "folder"})
+
+
 def lm_policy(model, seed: int = 0):
     """Driver policy backed by `simpersona_jax.lm.policy.LMPolicy` (or anything with `.act`)."""
     from simpersona_jax.lm.policy import Request

@@ -4,26 +4,26 @@ Several stores under `/s/<store_id>/`: home, collection `/c/<category path>` (pa
 search `/search?q=`, product `/p/<product_id>` (title, brand, price, related, add to cart),
 cart `/cart` (change quantity, remove), checkout form `/checkout`, confirmation `/order/<id>`.
 
-Visit identity: `?buyer=<id>&session=<id>` on any store URL sets the visit's ids (the driver uses
-this entry URL); otherwise they come from the `sp_buyer` / `sp_session` cookies (scoped to the
-store's path), and are made up on a first visit. A session ends after 30 minutes without a request.
+Visits (`visits.py`): a signed, server-issued cookie keys each visit; `?buyer=<id>&session=<id>`
+on an entry URL names the ids the log carries (the driver uses this), checked before anything is
+logged. Product ids and category paths are URL-encoded in links (a `/` included).
 
 Customer events (canonical schema, one row each, exactly once): page_viewed (home),
 collection_viewed (category), search_submitted (query), product_viewed, product_added_to_cart /
 product_removed_from_cart (quantity; a cart quantity change logs the difference),
 cart_viewed, checkout_started (checkout form shown with a non-empty cart) and checkout_completed
-(one row per purchased line). Every form carries a one-time nonce, so a resubmitted POST changes
-nothing and logs nothing; the page a POST redirects to is not a new view and logs nothing.
+(one row per purchased line). Every page with forms carries a one-time nonce issued by the
+server, so a resubmitted, invented or missing nonce changes nothing and logs nothing (409); the
+page a POST redirects to is not a new view and logs nothing. Quantities are 1-2 ASCII digits and
+a cart line holds at most MAX_QUANTITY. `/order/<id>` shows only orders placed in this visit.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import dataclasses
 import math
 import os
-import time
+import re
 import uuid
 from urllib.parse import quote, urlencode
 
@@ -35,25 +35,18 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from simpersona_jax.storefront.catalog import SORTS, StoreCatalog
-from simpersona_jax.storefront.eventlog import EventLog
+from simpersona_jax.storefront.eventlog import EventLog, EventLogWriteError
+from simpersona_jax.storefront.visits import Visit, VisitRefused, Visits
 
 PAGE_SIZE = 12
 HOME_COLLECTIONS = 24  # the largest top-level collections linked from the home page
-SESSION_IDLE_S = 30 * 60
+MAX_QUANTITY = 99  # per cart line
+FORM_PAGES = ("product", "cart", "checkout")  # pages whose forms carry a nonce
 SORT_LABELS = (("featured", "Featured"), ("price_asc", "Price: low to high"),
                ("price_desc", "Price: high to low"), ("title", "Name"))
+_QUANTITY = re.compile(r"[0-9]{1,2}")  # ASCII digits only: no signs, spaces, '_' or other scripts
 _TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
-
-
-@dataclasses.dataclass
-class Visit:
-    """Server-side state of one session: cart lines, used form nonces, last request time."""
-
-    buyer_id: str
-    session_id: str
-    cart: "collections.OrderedDict[str, int]" = dataclasses.field(default_factory=collections.OrderedDict)
-    nonces: set = dataclasses.field(default_factory=set)
-    last_seen: float = 0.0
+STALE_FORM = "This form was already sent or has expired; nothing was changed."
 
 
 def money(x: float) -> str:
@@ -72,65 +65,59 @@ def crumbs(path: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
+def segment(value: str) -> str:
+    """`value` as one URL path segment ('/' encoded too)."""
+    return quote(str(value), safe="")
+
+
 class Storefront:
-    """Holds catalogs, visits and the event log; `app` is the ASGI application."""
+    """Holds catalogs, visits and the event log; `app` is the ASGI application.
+
+    The app's lifespan runs the event log's background flusher (every `flush_interval_s`) and
+    flushes the log on shutdown."""
 
     def __init__(self, catalogs: dict[str, StoreCatalog], log: EventLog,
-                 flush_interval_s: float = 1.0):
+                 flush_interval_s: float = 1.0, visits: Visits | None = None):
         self.catalogs = catalogs
         self.log = log
         self.flush_interval_s = flush_interval_s
-        self.visits: dict[tuple[str, str], Visit] = {}
-        self._last_flush = time.monotonic()
+        self.visits = visits if visits is not None else Visits()
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES),
                                       autoescape=True, auto_reload=False)
         self.env.globals.update(money=money, label=label)
+        self.env.filters["segment"] = segment
         self.app = Starlette(lifespan=self._lifespan, routes=[
             Route("/", self.stores),
             Route("/_health", self.health),
             Route("/_admin/flush", self.flush, methods=["POST"]),
             Route("/s/{store}/", self.home),
-            Route("/s/{store}/c/{path}", self.collection),
+            Route("/s/{store}/c/{path:path}", self.collection),
             Route("/s/{store}/search", self.search),
-            Route("/s/{store}/p/{pid}", self.product),
+            Route("/s/{store}/p/{pid:path}", self.product),
             Route("/s/{store}/cart", self.cart),
             Route("/s/{store}/cart/add", self.cart_add, methods=["POST"]),
             Route("/s/{store}/cart/update", self.cart_update, methods=["POST"]),
             Route("/s/{store}/cart/remove", self.cart_remove, methods=["POST"]),
             Route("/s/{store}/checkout", self.checkout, methods=["GET", "POST"]),
             Route("/s/{store}/order/{order_id}", self.order),
-        ])
+        ], exception_handlers={VisitRefused: self._refused})
 
     # ---- plumbing -------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def _lifespan(self, app):
-        yield
-        self.log.flush()  # server shutdown: every logged event goes to disk
+        self.log.start(self.flush_interval_s)
+        try:
+            yield
+        finally:
+            self.log.close()  # server shutdown: every logged event goes to disk
+
+    async def _refused(self, request: Request, exc: VisitRefused) -> Response:
+        return HTMLResponse(f"<h1>Request refused</h1><p>{markupsafe.escape(str(exc))}</p>",
+                            status_code=exc.status)
 
     def _visit(self, request: Request, store: str) -> Visit:
-        """The request's visit (ids from the query, else cookies, else new)."""
-        q, c = request.query_params, request.cookies
-        buyer = q.get("buyer") or c.get("sp_buyer")
-        session = q.get("session") or c.get("sp_session")
-        if not buyer:
-            buyer = uuid.uuid4().hex
-        now = time.monotonic()
-        visit = self.visits.get((store, session)) if session else None
-        if session is None or (visit is not None and now - visit.last_seen > SESSION_IDLE_S
-                               and "session" not in q):
-            session, visit = uuid.uuid4().hex, None
-        if visit is None:
-            if len(self.visits) % 4096 == 4095:
-                self._forget_idle(now)
-            visit = self.visits[(store, session)] = Visit(buyer, session)
-        visit.buyer_id = buyer
-        visit.last_seen = now
-        return visit
-
-    def _forget_idle(self, now: float) -> None:
-        """Drops the state of sessions idle for longer than a session lasts."""
-        for key in [k for k, v in self.visits.items() if now - v.last_seen > SESSION_IDLE_S]:
-            del self.visits[key]
+        """The request's visit (VisitRefused, answered as 400/409, for bad or foreign ids)."""
+        return self.visits.resolve(store, request.query_params, request.cookies)
 
     def _store(self, request: Request) -> StoreCatalog | None:
         return self.catalogs.get(request.path_params["store"])
@@ -140,29 +127,22 @@ class Storefront:
             kw.update(product_id=product.product_id, category=product.category,
                       brand=product.brand, title=product.title, price=product.price)
         self.log.append(cat.store_id, visit.buyer_id, visit.session_id, event_type, **kw)
-        if time.monotonic() - self._last_flush > self.flush_interval_s:
-            self._last_flush = time.monotonic()
-            self.log.flush()
 
-    def _render(self, template: str, cat: StoreCatalog, visit: Visit, status: int = 200, **ctx) -> HTMLResponse:
-        base = f"/s/{quote(cat.store_id, safe='')}"
-
-        def nonce() -> str:
-            return uuid.uuid4().hex
-
+    def _render(self, template: str, cat: StoreCatalog, visit: Visit, status: int = 200,
+                **ctx) -> HTMLResponse:
+        kind = ctx["page_kind"]
         html = self.env.get_template(template).render(
-            store_id=cat.store_id, store_name=cat.store_id.replace("_", " ").title(), base=base,
-            cart_count=sum(visit.cart.values()), nonce=nonce, **ctx)
+            store_id=cat.store_id, store_name=cat.store_id.replace("_", " ").title(),
+            base=f"/s/{segment(cat.store_id)}", cart_count=sum(visit.cart.values()),
+            nonce=visit.issue_nonce(kind) if kind in FORM_PAGES else "", **ctx)
         response = HTMLResponse(html, status_code=status)
         self._cookies(response, cat, visit)
         return response
 
     def _cookies(self, response: Response, cat: StoreCatalog, visit: Visit) -> None:
-        path = f"/s/{quote(cat.store_id, safe='')}"
-        response.set_cookie("sp_buyer", visit.buyer_id, max_age=365 * 86400, path=path,
-                            samesite="lax")
-        response.set_cookie("sp_session", visit.session_id, max_age=SESSION_IDLE_S, path=path,
-                            samesite="lax")
+        for name, value, max_age in self.visits.cookies(visit):
+            response.set_cookie(name, value, max_age=max_age, path=f"/s/{segment(cat.store_id)}",
+                                httponly=True, samesite="lax")
 
     def _redirect(self, cat: StoreCatalog, visit: Visit, url: str) -> RedirectResponse:
         response = RedirectResponse(url, status_code=303)
@@ -177,16 +157,6 @@ class Storefront:
         visit = self._visit(request, cat.store_id)
         return self._render("notfound.html", cat, visit, status=404, page_kind="notfound",
                             message=message)
-
-    @staticmethod
-    def _used(visit: Visit, form) -> bool:
-        """True when the form's nonce was already used (a resubmission); marks it used."""
-        nonce = form.get("nonce") or ""
-        if nonce in visit.nonces:
-            return True
-        if nonce:
-            visit.nonces.add(nonce)
-        return False
 
     def _listing(self, request: Request, products: list, page_url_base: str, extra: dict) -> dict:
         sort = request.query_params.get("sort", "featured")
@@ -212,12 +182,20 @@ class Storefront:
         return HTMLResponse(html)
 
     async def health(self, request: Request) -> Response:
-        return JSONResponse({"ok": True, "stores": len(self.catalogs), "written": self.log.written,
-                             "pending": self.log.pending()})
+        """ok is false (503) once the event log has failed to write several flushes in a row."""
+        body = {"ok": not self.log.error, "stores": len(self.catalogs), "visits": len(self.visits),
+                "written": self.log.written, "pending": self.log.pending()}
+        if self.log.error:
+            body["error"] = self.log.error
+        return JSONResponse(body, status_code=503 if self.log.error else 200)
 
     async def flush(self, request: Request) -> Response:
-        self.log.flush()
-        return JSONResponse({"written": self.log.written})
+        try:
+            self.log.flush()
+        except EventLogWriteError as e:
+            return JSONResponse({"written": self.log.written, "pending": self.log.pending(),
+                                 "error": str(e)}, status_code=500)
+        return JSONResponse({"written": self.log.written, "pending": self.log.pending()})
 
     async def home(self, request: Request) -> Response:
         cat = self._store(request)
@@ -235,7 +213,7 @@ class Storefront:
         if cat is None or path not in cat.collections:
             return self._not_found(request, f"no collection {path!r}")
         visit = self._visit(request, cat.store_id)
-        base = f"/s/{quote(cat.store_id, safe='')}/c/{quote(path, safe='')}"
+        base = f"/s/{segment(cat.store_id)}/c/{segment(path)}"
         listing = self._listing(request, cat.collections[path], base, {})
         self._event(cat, visit, "collection_viewed", category=path)
         return self._render("collection.html", cat, visit, page_kind="collection",
@@ -248,7 +226,7 @@ class Storefront:
             return self._not_found(request, "unknown store")
         visit = self._visit(request, cat.store_id)
         query = (request.query_params.get("q") or "").strip()[:200]
-        base = f"/s/{quote(cat.store_id, safe='')}/search"
+        base = f"/s/{segment(cat.store_id)}/search"
         listing = self._listing(request, cat.search(query), base, {"q": query})
         if query and "page" not in request.query_params and "sort" not in request.query_params:
             self._event(cat, visit, "search_submitted", query=query)
@@ -265,9 +243,8 @@ class Storefront:
         added = request.query_params.get("added")
         if added is None:
             self._event(cat, visit, "product_viewed", product)
-        return self._render("product.html", cat, visit, page_kind="product", product=product,
-                            crumbs=crumbs(product.category), related=cat.related(product),
-                            notice=f"Added {added} to your cart." if added else None)
+        return self._product_page(cat, visit, product,
+                                  notice=f"Added {added} to your cart." if added else None)
 
     def _cart_page(self, cat, visit, notice=None, error=None, status=200):
         lines = [dict(product=cat.by_id[pid], quantity=q) for pid, q in visit.cart.items()]
@@ -287,11 +264,17 @@ class Storefront:
 
     @staticmethod
     def _quantity(form, low: int) -> int | None:
-        try:
-            q = int(str(form.get("quantity", "1")).strip())
-        except ValueError:
+        """The form's quantity when it is 1-2 ASCII digits from `low` to MAX_QUANTITY."""
+        text = form.get("quantity")
+        if not isinstance(text, str) or not _QUANTITY.fullmatch(text):
             return None
-        return q if low <= q <= 99 else None
+        q = int(text)
+        return q if low <= q <= MAX_QUANTITY else None
+
+    def _product_page(self, cat, visit, product, status=200, notice=None, error=None):
+        return self._render("product.html", cat, visit, status=status, page_kind="product",
+                            product=product, crumbs=crumbs(product.category),
+                            related=cat.related(product), notice=notice, error=error)
 
     async def cart_add(self, request: Request) -> Response:
         cat = self._store(request)
@@ -304,14 +287,17 @@ class Storefront:
         visit = self._visit(request, cat.store_id)
         quantity = self._quantity(form, 1)
         if quantity is None:
-            return self._render("product.html", cat, visit, status=400, page_kind="product",
-                                product=product, crumbs=crumbs(product.category),
-                                related=cat.related(product),
-                                error="Quantity must be a whole number from 1 to 99.")
-        if not self._used(visit, form):
-            visit.cart[product.product_id] = visit.cart.get(product.product_id, 0) + quantity
-            self._event(cat, visit, "product_added_to_cart", product, quantity=quantity)
-        url = f"/s/{quote(cat.store_id, safe='')}/p/{quote(product.product_id, safe='')}?added={quantity}"
+            return self._product_page(cat, visit, product, status=400, error=(
+                f"Quantity must be a whole number from 1 to {MAX_QUANTITY}."))
+        in_cart = visit.cart.get(product.product_id, 0)
+        if in_cart + quantity > MAX_QUANTITY:
+            return self._product_page(cat, visit, product, status=400, error=(
+                f"At most {MAX_QUANTITY} of a product fit in the cart; it holds {in_cart}."))
+        if not visit.take_nonce(str(form.get("nonce", "")), "product"):
+            return self._product_page(cat, visit, product, status=409, error=STALE_FORM)
+        visit.cart[product.product_id] = in_cart + quantity
+        self._event(cat, visit, "product_added_to_cart", product, quantity=quantity)
+        url = f"/s/{segment(cat.store_id)}/p/{segment(product.product_id)}?added={quantity}"
         return self._redirect(cat, visit, url)
 
     async def cart_update(self, request: Request) -> Response:
@@ -332,20 +318,21 @@ class Storefront:
                                    status=400)
         quantity = 0 if remove else self._quantity(form, 0)
         if quantity is None:
-            return self._cart_page(cat, visit, status=400,
-                                   error="Quantity must be a whole number from 0 to 99.")
-        if not self._used(visit, form):
-            old = visit.cart[pid]
-            product = cat.by_id[pid]
-            if quantity == 0:
-                del visit.cart[pid]
-            else:
-                visit.cart[pid] = quantity
-            if quantity > old:
-                self._event(cat, visit, "product_added_to_cart", product, quantity=quantity - old)
-            elif quantity < old:
-                self._event(cat, visit, "product_removed_from_cart", product, quantity=old - quantity)
-        return self._redirect(cat, visit, f"/s/{quote(cat.store_id, safe='')}/cart?updated=1")
+            return self._cart_page(cat, visit, status=400, error=(
+                f"Quantity must be a whole number from 0 to {MAX_QUANTITY}."))
+        if not visit.take_nonce(str(form.get("nonce", "")), "cart"):
+            return self._cart_page(cat, visit, status=409, error=STALE_FORM)
+        old = visit.cart[pid]
+        product = cat.by_id[pid]
+        if quantity == 0:
+            del visit.cart[pid]
+        else:
+            visit.cart[pid] = quantity
+        if quantity > old:
+            self._event(cat, visit, "product_added_to_cart", product, quantity=quantity - old)
+        elif quantity < old:
+            self._event(cat, visit, "product_removed_from_cart", product, quantity=old - quantity)
+        return self._redirect(cat, visit, f"/s/{segment(cat.store_id)}/cart?updated=1")
 
     async def checkout(self, request: Request) -> Response:
         cat = self._store(request)
@@ -364,22 +351,28 @@ class Storefront:
         missing = [f for f in ("name", "email", "address") if not str(form.get(f, "")).strip()]
         if not missing and "@" not in str(form.get("email")):
             missing = ["email"]
-        if missing:
-            return self._render("checkout.html", cat, visit, status=400, page_kind="checkout",
-                                n_items=n_items, subtotal=subtotal, form=form,
-                                error=f"Please fill in: {', '.join(missing)}.")
-        if self._used(visit, form):
-            return self._cart_page(cat, visit, notice="This order was already placed.")
+        error = f"Please fill in: {', '.join(missing)}." if missing else None
+        if not missing and not visit.take_nonce(str(form.get("nonce", "")), "checkout"):
+            error = STALE_FORM
+        if error:
+            return self._render("checkout.html", cat, visit, status=400 if missing else 409,
+                                page_kind="checkout", n_items=n_items, subtotal=subtotal,
+                                form=form, error=error)
         order_id = uuid.uuid4().hex[:10].upper()
         for pid, quantity in visit.cart.items():
             self._event(cat, visit, "checkout_completed", cat.by_id[pid], quantity=quantity)
         visit.cart.clear()
-        return self._redirect(cat, visit, f"/s/{quote(cat.store_id, safe='')}/order/{order_id}")
+        visit.orders.append(order_id)
+        return self._redirect(cat, visit, f"/s/{segment(cat.store_id)}/order/{order_id}")
 
     async def order(self, request: Request) -> Response:
         cat = self._store(request)
         if cat is None:
             return self._not_found(request, "unknown store")
         visit = self._visit(request, cat.store_id)
+        order_id = request.path_params["order_id"]
+        if order_id not in visit.orders:
+            return self._render("notfound.html", cat, visit, status=404, page_kind="notfound",
+                                message="No order with that number was placed in this visit.")
         return self._render("confirmation.html", cat, visit, page_kind="confirmation",
-                            order_id=request.path_params["order_id"])
+                            order_id=order_id)

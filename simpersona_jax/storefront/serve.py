@@ -30,7 +30,7 @@ def main(argv):
     try:
         uvicorn.Server(uvicorn_config(storefront.app, host=HOST, port=_PORT.value)).run()
     finally:
-        storefront.log.flush()
+        storefront.log.close()  # the lifespan closed it unless the server failed to start
 
 
 if __name__ == "__main__":

@@ -2,24 +2,28 @@
 
 `StorefrontServer(catalog_dir, log_dir, mode="thread")` serves in a background thread of this
 process (tests); `mode="process"` runs `python -m simpersona_jax.storefront.serve` in a child
-process (simulation, benchmarks: the server then has its own interpreter and GIL). Both flush the
-event log on `flush()` and on `stop()`, after which every event is on disk.
+process (simulation, benchmarks: the server then has its own interpreter and GIL). The server
+flushes its event log in the background every `flush_interval_s`, on `flush()` and on `stop()`,
+after which every event is on disk; both raise EventLogWriteError when events could not be
+written. `kill()` SIGKILLs a process-mode server (fault injection).
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import uvicorn
 
 from simpersona_jax.storefront.app import Storefront
 from simpersona_jax.storefront.catalog import read_catalogs
-from simpersona_jax.storefront.eventlog import EventLog
+from simpersona_jax.storefront.eventlog import EventLog, EventLogWriteError
 
 HOST = "127.0.0.1"
 
@@ -92,23 +96,37 @@ class StorefrontServer:
         raise TimeoutError(f"storefront did not answer on {self.origin} within {timeout_s}s")
 
     def flush(self) -> None:
-        """Puts every event logged so far on disk."""
+        """Puts every event logged so far on disk (EventLogWriteError if some could not be)."""
         if self.storefront is not None:
             self.storefront.log.flush()
         elif self._proc is not None:
             req = urllib.request.Request(self.origin + "/_admin/flush", method="POST")
-            with urllib.request.urlopen(req, timeout=30) as r:
-                r.read()
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    r.read()
+            except urllib.error.HTTPError as e:
+                raise EventLogWriteError(json.loads(e.read())["error"]) from None
+
+    def kill(self) -> None:
+        """SIGKILLs a process-mode server: what it had not flushed is lost (fault injection)."""
+        if self._proc is None:
+            raise RuntimeError("kill() needs a running process-mode server")
+        self._proc.kill()
+        self._proc.wait()
+        self._proc = None
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
             self._thread.join(timeout=30)
-            self.storefront.log.flush()
             self._server = None
+            self.storefront.log.close()  # the lifespan closed it unless uvicorn did not stop
         if self._proc is not None:
+            error = None
             try:
                 self.flush()
+            except EventLogWriteError as e:
+                error = e
             except OSError:
                 pass  # already gone; its shutdown hook flushed what it had
             self._proc.terminate()
@@ -118,6 +136,8 @@ class StorefrontServer:
                 self._proc.kill()
                 self._proc.wait()
             self._proc = None
+            if error is not None:
+                raise error
 
     def __enter__(self) -> "StorefrontServer":
         return self.start()

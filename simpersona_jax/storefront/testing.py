@@ -10,6 +10,7 @@ from simpersona_jax.data.schema import SCHEMA
 
 CATEGORIES = ("apparel.shoes.running", "apparel.shoes.boots", "apparel.tops", "home.kitchen.kettle")
 BRANDS = ("acme", "nordic", None)
+SHOP_A_PRODUCTS = [f"a{i:03d}" for i in range(60)]  # shop_a's product ids in tiny_events()
 
 
 def tiny_events(n_products: int = 60, n_sessions: int = 6) -> pl.DataFrame:

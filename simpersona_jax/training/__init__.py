@@ -41,14 +41,16 @@ Optional:
       <workdir>/report.txt (eval_metrics = the final `evaluate` result).
 
 Register the task in simpersona_jax/train.py (TASKS: config.task name -> "module:factory",
-factory(config) -> Task) and run it with
+factory(config) -> Task), list the keys it reads in training/validate.py (TASK_RULES: checked up
+front, every problem reported at once, one line each naming the key) and run it with
   python -m simpersona_jax.train --config=experiments/<x>.py --workdir=runs/<x>
 
 Config keys the loop reads: seed, task, global_batch_size, num_steps, log_every_steps,
 eval_every_steps, mesh {data, fsdp, tensor} (one may be -1), logical_axis_rules (optional list
 of [logical, mesh_axes]), optimizer {name, learning_rate, warmup_steps, schedule,
 final_lr_fraction, weight_decay, grad_clip_norm, b1, b2}, checkpoint {every_steps,
-max_to_keep, async_save}, distributed ("auto" | "on" | "off").
+max_to_keep, async_save}, distributed ("auto" | "on" | "off"). A checkpoint that does not
+restore is skipped (one line: step, file, why) for the newest one that does (checkpoint.py).
 """
 
 from simpersona_jax.training.loop import NonFiniteLossError, TrainResult, train

@@ -10,7 +10,6 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import numpy as np
 
 from simpersona_jax.training import checkpoint as ckpt
 from simpersona_jax.training import host, optim
@@ -18,6 +17,7 @@ from simpersona_jax.training import mesh as mesh_lib
 from simpersona_jax.training import progress as progress_lib
 from simpersona_jax.training import state as state_lib
 from simpersona_jax.training import step as step_lib
+from simpersona_jax.training import validate
 from simpersona_jax.training.task import TrainState
 
 
@@ -55,22 +55,13 @@ def global_batch(local: dict, sharding, global_batch_size: int) -> dict:
     return out
 
 
-def build(config, task, init_rng, sample):
+def build(config, task, init_rng, sample, devices=None):
     """Mesh, rules, optimiser (with the task's freezing mask) and the planned state shardings:
-    everything decided from shapes alone (jax.eval_shape), before data or parameters exist."""
-    mesh = mesh_lib.make_mesh(dict(config.get("mesh", {"data": -1})))
+    everything decided from shapes alone (jax.eval_shape), before data or parameters exist.
+    devices: the mesh's devices (default all; compile_check passes a TPU topology's)."""
+    mesh = mesh_lib.make_mesh(dict(config.get("mesh", {"data": -1})), devices)
     rules = mesh_lib.rules_from_config(config.get("logical_axis_rules", None))
-    gbs = int(config.global_batch_size)
     batch_sh = mesh_lib.batch_sharding(mesh, rules)
-    axes = batch_sh.spec[0] if batch_sh.spec else None
-    axes = axes if isinstance(axes, tuple) else (axes,) if axes else ()
-    n_shards = int(np.prod([mesh.shape[a] for a in axes]))
-    if gbs % n_shards or gbs % jax.process_count():
-        raise ValueError(
-            f"global_batch_size={gbs} must be divisible by the batch mesh axes "
-            f"{axes} ({n_shards} shards) and the process count "
-            f"({jax.process_count()})"
-        )
     tx = _hook(task, "make_optimizer", lambda c: None)(config.optimizer)
     if tx is None:
         tx = optim.default_optimizer(config.optimizer, int(config.num_steps))
@@ -81,17 +72,31 @@ def build(config, task, init_rng, sample):
     return mesh, rules, batch_sh, tx, abstract, shardings
 
 
+def in_context(fn, mesh, rules):
+    """fn called (and so traced) inside mesh_lib.activate(mesh, rules): the model's activation
+    constraints take effect in the compiled step."""
+
+    def called(*args, **kwargs):
+        with mesh_lib.activate(mesh, rules):
+            return fn(*args, **kwargs)
+
+    return called
+
+
 def train(config, workdir: str, task, *, stop_after_steps: int | None = None) -> TrainResult:
-    """Train `task` for config.num_steps, resuming from <workdir>/checkpoints if present.
+    """Train `task` for config.num_steps, resuming from the newest checkpoint under
+    <workdir>/checkpoints that restores (see checkpoint.py). The config is checked first
+    (validate.py: ConfigError listing every problem).
 
     stop_after_steps: end this invocation early (after saving) at that step, as if killed
     right after a checkpoint; used by the resume tests.
     """
+    validate.check(config, workdir)
     os.makedirs(workdir, exist_ok=True)
     gbs, num_steps = int(config.global_batch_size), int(config.num_steps)
     init_rng, step_rng = jax.random.split(jax.random.key(int(config.seed)))
     sample = task.init_sample()
-    mesh, _, batch_sh, tx, abstract, shardings = build(config, task, init_rng, sample)
+    mesh, rules, batch_sh, tx, abstract, shardings = build(config, task, init_rng, sample)
     data_iter = task.make_loader(
         global_batch_size=gbs,
         seed=int(config.seed),
@@ -100,12 +105,20 @@ def train(config, workdir: str, task, *, stop_after_steps: int | None = None) ->
     )
     ccfg = config.checkpoint
     manager = ckpt.make_manager(workdir, ccfg)
-    state, resumed = ckpt.restore_latest(manager, abstract, data_iter)
+    try:
+        state, resumed = ckpt.restore_latest(manager, abstract, data_iter)
+    except BaseException:
+        manager.close()
+        raise
     if state is None:
-        state = state_lib.create_state(task, tx, shardings, init_rng, sample)
+        state = state_lib.create_state(task, tx, shardings, init_rng, sample, rules)
 
-    step_fn = step_lib.jit_train_step(
-        step_lib.make_train_step(task, tx, step_rng), shardings, batch_sh, mesh
+    step_fn = in_context(
+        step_lib.jit_train_step(
+            step_lib.make_train_step(task, tx, step_rng), shardings, batch_sh, mesh
+        ),
+        mesh,
+        rules,
     )
     step = int(state.step)
     prog = progress_lib.Progress(
@@ -124,7 +137,7 @@ def train(config, workdir: str, task, *, stop_after_steps: int | None = None) ->
     log_every = int(config.get("log_every_steps", 50))
     save_every = int(ccfg.get("every_steps", 500))
     eval_every = int(config.get("eval_every_steps", 0) or 0)
-    evaluate = _hook(task, "evaluate", lambda p, e: {})
+    evaluate = in_context(_hook(task, "evaluate", lambda p, e: {}), mesh, rules)
     history: list[dict] = []
     logged: list[tuple[int, dict[str, float]]] = []
     last: dict[str, float] = {}

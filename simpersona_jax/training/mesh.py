@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from typing import Any, Sequence
@@ -26,6 +27,15 @@ DEFAULT_RULES: tuple[tuple[str, Any], ...] = (
     ("vocab", "tensor"),
     ("length", None),
     ("norm", None),
+    ("layers", None),
+    # Activations (nn.with_logical_constraint in lm/model.py; in effect inside `activate`):
+    # batch over ('data', 'fsdp'), heads / MLP hidden / vocab over 'tensor'.
+    ("act_batch", ("data", "fsdp")),
+    ("act_len", None),
+    ("act_embed", None),
+    ("act_heads", "tensor"),
+    ("act_mlp", "tensor"),
+    ("act_vocab", "tensor"),
     # VQ-VAE: hidden widths over fsdp; input, latent and codebook replicated.
     ("input", None),
     ("hidden", "fsdp"),
@@ -61,13 +71,9 @@ def rules_from_config(rules) -> tuple[tuple[str, Any], ...]:
     return tuple(out)
 
 
-def make_mesh(shape: dict | Any, devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """Mesh over all (or the given) devices; one axis size may be -1 (fill the rest).
-
-    shape: {"data": .., "fsdp": .., "tensor": ..} and optionally "num_devices" (use only the
-    first n devices, e.g. 1 for a single-device reference run).
-    """
-    devices = list(jax.devices() if devices is None else devices)
+def mesh_sizes(shape: dict | Any, num_devices: int) -> tuple[int, int, int]:
+    """The (data, fsdp, tensor) sizes a mesh config gives on `num_devices` devices, with the -1
+    axis filled in; ValueError naming the problem when the config does not fit."""
     unknown = set(shape) - set(MESH_AXES) - {"num_devices"}
     if unknown:
         raise ValueError(
@@ -75,27 +81,49 @@ def make_mesh(shape: dict | Any, devices: Sequence[jax.Device] | None = None) ->
             "and optionally num_devices"
         )
     if shape.get("num_devices"):
-        devices = devices[: int(shape["num_devices"])]
+        if not 1 <= int(shape["num_devices"]) <= num_devices:
+            raise ValueError(
+                f"mesh.num_devices={shape['num_devices']}: expected 1..{num_devices} "
+                f"(the devices present)"
+            )
+        num_devices = int(shape["num_devices"])
     sizes = [int(shape[a]) if a in shape else 1 for a in MESH_AXES]
+    named = dict(zip(MESH_AXES, sizes))
+    if any(s == 0 or s < -1 for s in sizes):
+        raise ValueError(f"mesh {named}: axis sizes must be >= 1 (or -1: fill the rest)")
     if sizes.count(-1) > 1:
-        raise ValueError(f"mesh {dict(zip(MESH_AXES, sizes))}: at most one axis may be -1")
+        raise ValueError(f"mesh {named}: at most one axis may be -1")
     if -1 in sizes:
         rest = math.prod(s for s in sizes if s != -1)
-        if len(devices) % rest:
-            raise ValueError(
-                f"mesh {dict(zip(MESH_AXES, sizes))}: {len(devices)} devices are not "
-                f"divisible by {rest}"
-            )
-        sizes[sizes.index(-1)] = len(devices) // rest
-    if math.prod(sizes) != len(devices):
-        raise ValueError(
-            f"mesh {dict(zip(MESH_AXES, sizes))} needs {math.prod(sizes)} devices, "
-            f"have {len(devices)}"
-        )
-    return jax.make_mesh(tuple(sizes), MESH_AXES, axis_types=(AxisType.Auto,) * 3, devices=devices)
+        if num_devices % rest:
+            raise ValueError(f"mesh {named}: {num_devices} devices are not divisible by {rest}")
+        sizes[sizes.index(-1)] = num_devices // rest
+    if math.prod(sizes) != num_devices:
+        raise ValueError(f"mesh {named} needs {math.prod(sizes)} devices, have {num_devices}")
+    return tuple(sizes)
 
 
-def _fit_spec(spec: P, shape: tuple[int, ...], mesh: Mesh, where: str) -> P:
+def make_mesh(shape: dict | Any, devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """Mesh over all (or the given) devices; one axis size may be -1 (fill the rest).
+
+    shape: {"data": .., "fsdp": .., "tensor": ..} and optionally "num_devices" (use only the
+    first n devices, e.g. 1 for a single-device reference run).
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    sizes = mesh_sizes(shape, len(devices))
+    devices = devices[: math.prod(sizes)]
+    return jax.make_mesh(sizes, MESH_AXES, axis_types=(AxisType.Auto,) * 3, devices=devices)
+
+
+@contextlib.contextmanager
+def activate(mesh: Mesh, rules):
+    """The mesh and logical-axis rules in context: models' nn.with_logical_constraint (and
+    lm/model.py's constraints) take effect while tracing init, train step or sampling."""
+    with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+        yield
+
+
+def fit_spec(spec: P, shape: tuple[int, ...], mesh: Mesh, where: str) -> P:
     """Drop mesh axes from dims they do not divide evenly (those dims are replicated instead)."""
     dims = list(spec) + [None] * (len(shape) - len(spec))
     fitted = []
@@ -133,10 +161,17 @@ def shardings_for(abstract_boxed: Any, mesh: Mesh, rules) -> Any:
         spec = spec if isinstance(spec, P) else P()
         out.append(
             NamedSharding(
-                mesh, _fit_spec(spec, tuple(np.shape(leaf)), mesh, jax.tree_util.keystr(path))
+                mesh, fit_spec(spec, tuple(np.shape(leaf)), mesh, jax.tree_util.keystr(path))
             )
         )
     return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def batch_axes(rules) -> tuple[str, ...]:
+    """The mesh axes a batch's leading dimension is split over (the 'batch' rule)."""
+    axes = nn.logical_to_mesh_axes(("batch",), rules)
+    axes = axes[0] if len(axes) else None
+    return axes if isinstance(axes, tuple) else (axes,) if axes else ()
 
 
 def batch_sharding(mesh: Mesh, rules) -> NamedSharding:

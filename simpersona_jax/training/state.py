@@ -58,14 +58,14 @@ def state_shardings(boxed: dict, tx: optax.GradientTransformation, mesh: Mesh, r
 
 
 def create_state(
-    task, tx: optax.GradientTransformation, shardings: TrainState, rng, sample
+    task, tx: optax.GradientTransformation, shardings: TrainState, rng, sample, rules=None
 ) -> TrainState:
     """Run Task.init + tx.init under jit with out_shardings = the planned shardings.
 
     A task whose optional `initial_params(rng, param_shardings)` returns params (e.g. a pretrained
     checkpoint read straight into those shardings) starts from them: they enter the jitted init
     as (donated) arguments, not as constants, and replace Task.init's params (whose computation
-    XLA drops).
+    XLA drops). With `rules`, the init is traced inside mesh_lib.activate(mesh, rules).
     """
     load = getattr(task, "initial_params", None)
     loaded = load(rng, shardings.params) if load is not None else None
@@ -89,7 +89,12 @@ def create_state(
             step=jnp.zeros((), jnp.int32), params=params, extra=extra, opt_state=tx.init(params)
         )
 
-    rep = mesh_lib.replicated(jax.tree.leaves(shardings)[0].mesh)
+    mesh = jax.tree.leaves(shardings)[0].mesh
+    rep = mesh_lib.replicated(mesh)
     # Every process holds the same sample; a replicated global array is built from local copies.
     sample = jax.tree.map(lambda x: jax.make_array_from_process_local_data(rep, x), dict(sample))
-    return jax.jit(init, out_shardings=shardings, donate_argnums=2)(rng, sample, loaded)
+    jitted = jax.jit(init, out_shardings=shardings, donate_argnums=2)
+    if rules is None:
+        return jitted(rng, sample, loaded)
+    with mesh_lib.activate(mesh, rules):
+        return jitted(rng, sample, loaded)

@@ -1,48 +1,71 @@
 """Batched, jitted assignment of buyers to codes.
 
-Rows are processed in chunks of a fixed size inside one compiled function, so a buyer's code
-never depends on the batch it arrived in (same kernel, same shapes, bit-identical results).
+Each batch is padded to a multiple of a fixed row count (few compiled shapes) and encoded in one
+pass, its rows split over the devices; a buyer's code does not depend on the batch it arrived in
+(tests/vqvae/test_encode.py checks bit-identical codes and distances across batch sizes).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Iterable, Iterator
 
 import jax
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from simpersona_jax.training import host
 from simpersona_jax.vqvae import codebook as cb_lib
 from simpersona_jax.vqvae.model import VQVAE
 
 
-def make_assign_fn(model: VQVAE, *, cosine: bool, chunk: int):
-    """jit f(params, embed_KxD, x_NxI) -> (codes [N] int32, distance to code [N]); N % chunk == 0."""
+class Assigner:
+    """f(params, embed_KxD, x_NxI) -> (codes [N] int32, distance to code [N]), jitted; N must be
+    a multiple of `rows_multiple` (chunk, rounded up to a multiple of the device count).
 
-    def one(params, embed, x_CxI):
-        z = model.apply({"params": params}, x_CxI, method=VQVAE.encode)
-        return cb_lib.nearest_with_distance(z, embed, cosine=cosine)
+    One pass over all rows (no per-chunk loop, which ran every chunk on every device): the rows
+    are split over `devices` (default: this process's) on a 'data' mesh axis, inputs and outputs
+    stay sharded, parameters and codebook are replicated. `lower(...)` lowers it for abstract
+    arguments (deviceless sizing, bench/compile_tpu.py).
+    """
 
-    @jax.jit
-    def assign(params, embed, x_NxI):
-        n = x_NxI.shape[0]
-        chunks = x_NxI.reshape(n // chunk, chunk, x_NxI.shape[1])
-        codes, dist = jax.lax.map(lambda c: one(params, embed, c), chunks)
-        return codes.reshape(n), dist.reshape(n)
+    def __init__(self, model: VQVAE, *, cosine: bool, chunk: int, devices=None):
+        devices = list(jax.local_devices() if devices is None else devices)
+        mesh = Mesh(np.asarray(devices), ("data",))
+        self.rows = NamedSharding(mesh, P("data"))
+        self.replicated = NamedSharding(mesh, P())
+        self.rows_multiple = math.lcm(int(chunk), len(devices))
 
-    return assign
+        def assign(params, embed, x_NxI):
+            z = model.apply({"params": params}, x_NxI, method=VQVAE.encode)
+            return cb_lib.nearest_with_distance(z, embed, cosine=cosine)
+
+        self.fn = jax.jit(assign, in_shardings=(self.replicated, self.replicated, self.rows),
+                          out_shardings=(self.rows, self.rows))
+
+    def __call__(self, params, embed, x_NxI):
+        params, embed = jax.device_put((params, embed), self.replicated)
+        return self.fn(params, embed, jax.device_put(x_NxI, self.rows))
+
+    def lower(self, params, embed, x_NxI):
+        return self.fn.lower(params, embed, x_NxI)
+
+
+def make_assign_fn(model: VQVAE, *, cosine: bool, chunk: int, devices=None) -> Assigner:
+    return Assigner(model, cosine=cosine, chunk=chunk, devices=devices)
 
 
 def assign_batches(
     assign_fn, params, embed, batches: Iterable[np.ndarray], *, chunk: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Streams (codes, distances) per input batch; pads each batch to a multiple of `chunk`.
+    """Streams (codes, distances) per input batch; pads each batch to a multiple of `chunk`
+    (and of the assigner's device count).
 
     Dispatches batch i+1 before fetching batch i, so host reading overlaps device compute.
     """
     pending = None
     for x in batches:
-        x, n = host.padded_rows(x, chunk)  # aligned: a CPU device reads it in place
+        x, n = host.padded_rows(x, math.lcm(chunk, getattr(assign_fn, "rows_multiple", 1)))  # aligned: a CPU device reads it in place
         out = assign_fn(params, embed, x)
         if pending is not None:
             yield tuple(np.asarray(a)[: pending[1]] for a in pending[0])

@@ -21,6 +21,7 @@ from simpersona_jax.vqvae import encode as encode_lib
 from simpersona_jax.vqvae import losses
 from simpersona_jax.vqvae import metrics as metrics_lib
 from simpersona_jax.vqvae.model import AUX_LABELS, VQVAE
+from simpersona_jax.vqvae.sizing import check_data_size
 
 BATCH_KEYS = ("x",) + tuple(AUX_LABELS)
 
@@ -71,6 +72,13 @@ class _InMemory:
 
 def _select(batch: dict) -> dict:
     return {k: host.device_ready(batch[k], np.float32 if k == "x" else np.int32) for k in BATCH_KEYS}
+
+
+def _defined(metrics: dict[str, float]) -> dict[str, float]:
+    """The metrics that are defined on these buyers: a NaN (e.g. CH with one buyer per code) is
+    left out, so it is neither written to TensorBoard nor to quality.json; the quality table
+    shows it as n/a with "too few buyers for this metric"."""
+    return {k: v for k, v in metrics.items() if np.isfinite(v)}
 
 
 class VQVAETask(OptionalTaskHooks):
@@ -175,9 +183,8 @@ class VQVAETask(OptionalTaskHooks):
         only the sampled rows are read."""
         train = self.source("train")
         n = len(train)
+        check_data_size(self.config, n, jax.process_count())
         m = min(int(self.config.data.get("init_sample_size", 4096)), n)
-        if m < self.k:
-            raise ValueError(f"{n} training buyers cannot initialise a codebook of {self.k} codes")
         return _select(train.take(store.sample_positions(n, m, int(self.config.seed))))
 
     # ---- model ------------------------------------------------------------------------------
@@ -328,7 +335,7 @@ class VQVAETask(OptionalTaskHooks):
     def evaluate(self, params, extra):
         """Quality of the VQ-VAE codes on the eval split, streamed batch by batch."""
         coded = self.with_codes(params, extra, self.eval_batches())
-        return self.score(coded, {"vqvae": operator.itemgetter("code")})["vqvae"].result()
+        return _defined(self.score(coded, {"vqvae": operator.itemgetter("code")})["vqvae"].result())
 
     def report(self, params, extra, workdir, eval_metrics):
         """Quality table of the VQ-VAE codes vs MiniBatchKMeans(K) on the same buyers (one more
@@ -337,11 +344,15 @@ class VQVAETask(OptionalTaskHooks):
         baseline = self.baseline_methods()
         if baseline:
             accs = self.score(self.eval_batches(), baseline)
-            rows.update({name: acc.result() for name, acc in accs.items()})
+            rows.update({name: _defined(acc.result()) for name, acc in accs.items()})
         n = len(self.source("eval"))
         table = metrics_lib.quality_text(
             rows, f"buyer-type quality on {n} buyers (eval split), K={self.k}", self.k
         )
+        always = [m for m in metrics_lib.METRICS if not m.endswith("_true_type")]
+        if any(m not in r for r in rows.values() for m in always):
+            undefined = sorted({m for r in rows.values() for m in always if m not in r})
+            table += f"\n{', '.join(undefined)}: too few buyers for this metric"
         if workdir and jax.process_index() == 0:
             with open(os.path.join(workdir, "quality.json"), "w") as f:
                 json.dump(rows, f, indent=2)

@@ -37,3 +37,17 @@ def test_map_values_maps_known_and_nulls_unknown():
     out = pl.DataFrame({"e": ["x", "y", "z", None]}).select(
         map_values(pl.col("e"), {"x": "a", "y": "b"}, dtype)).to_series()
     assert out.dtype == dtype and out.to_list() == ["a", "b", None, None]
+
+
+def test_iso_accepts_a_trailing_utc_as_its_docstring_says():
+    assert _parse(["2019-11-01 00:00:00 UTC", "2019-11-01 00:00:01.5 UTC"]) == [
+        dt.datetime(2019, 11, 1, tzinfo=UTC), dt.datetime(2019, 11, 1, 0, 0, 1, 500000, tzinfo=UTC)]
+
+
+def test_epochs_take_fractions_and_overflow_to_null_not_to_a_wrapped_time():
+    raw = pl.DataFrame({"t": ["1572566400.125", "1572566400", "1e30", "x"]})
+    got = raw.select(parse_time(pl.col("t"), "epoch_s"))["t"].to_list()
+    assert got == [dt.datetime(2019, 11, 1, 0, 0, 0, 125000, tzinfo=UTC),
+                   dt.datetime(2019, 11, 1, tzinfo=UTC), None, None]
+    ms = raw.head(2).select(parse_time(pl.col("t"), "epoch_ms").dt.epoch("us"))["t"].to_list()
+    assert ms == [1572566400125, 1572566400000]

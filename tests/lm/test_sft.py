@@ -24,13 +24,14 @@ def tok():
 def test_prompt_layout_and_truncation(tok):
     text = prompt.build("Buy shoes", ['click("1")', 'fill("2", "a")'], "page: home /\ncart: 0", persona=3)
     assert text.splitlines()[:4] == ["<|persona_3|>", "goal: Buy shoes", "history:", 'click("1")']
-    assert text.endswith("cart: 0\naction: ")
+    assert text.endswith("cart: 0\n<|persona_3|>\naction: ")  # repeated at the decision
     assert not prompt.build("g", [], "obs", persona=-1).startswith("<|persona")
+    assert "<|persona" not in prompt.build("g", [], "obs", persona=-1)
     long_obs = "\n".join(f'[{i}] link "Product number {i}"' for i in range(200))
     ids = prompt.encode(tok, "Buy shoes", [], long_obs, persona=2, max_prompt_tokens=64)
     assert len(ids) == 64
-    assert ids[0] == tok.convert_tokens_to_ids("<|persona_2|>")
-    assert tok.decode(ids).endswith("action: ")
+    assert ids[0] == tok.convert_tokens_to_ids("<|persona_2|>") and ids.count(ids[0]) == 2
+    assert tok.decode(ids).endswith("<|persona_2|>\naction: ")
     full = prompt.encode(tok, "Buy shoes", [], "page: home /", persona=2)
     assert tok.decode(full) == prompt.build("Buy shoes", [], "page: home /", persona=2)
     with pytest.raises(ValueError, match="one non-empty line"):
@@ -127,3 +128,50 @@ def test_attach_personas_from_assign_codes(tmp_path):
     codes.drop("code").write_parquet(tmp_path / "bad.parquet")
     with pytest.raises(ValueError, match="lacks columns"):
         sft.attach_personas(df, str(tmp_path / "bad.parquet"))
+
+
+def test_fit_projection_recovers_an_exported_projection():
+    codes = np.random.RandomState(1).randn(20, 6).astype(np.float32)
+    w = np.random.RandomState(2).randn(6, 8).astype(np.float32)
+    b = np.random.RandomState(3).randn(8).astype(np.float32)
+    fit = persona.fit_projection(codes, codes @ w + b)
+    np.testing.assert_allclose(fit["kernel"], w, atol=1e-4)
+    np.testing.assert_allclose(fit["bias"], b, atol=1e-4)
+
+
+def test_mix_goals_is_per_session_and_hits_the_fraction():
+    import polars as pl
+
+    df = pl.DataFrame(make_rows(400))
+    out = sft.mix_goals(df, "goal_intent", 0.5)
+    neutral = out.filter(pl.col(sft.MIXED_GOAL) == pl.col("goal_neutral"))
+    share = neutral["session_id"].n_unique() / df["session_id"].n_unique()
+    assert 0.4 < share < 0.6
+    per_session = out.group_by("session_id").agg(pl.col(sft.MIXED_GOAL).n_unique())
+    assert per_session[sft.MIXED_GOAL].max() == 1  # a session keeps one goal
+    assert sft.mix_goals(df, "goal_intent", 0.0)[sft.MIXED_GOAL].to_list() == df["goal_intent"].to_list()
+    with pytest.raises(ValueError, match="neutral_fraction"):
+        sft.mix_goals(df, "goal_intent", 1.5)
+
+
+def test_drop_personas_blanks_whole_sessions():
+    import polars as pl
+
+    df = pl.DataFrame(make_rows(400))
+    out = sft.drop_personas(df, 0.25)
+    dropped = out.filter(pl.col("persona") == -1)["session_id"].n_unique() / df["session_id"].n_unique()
+    assert 0.15 < dropped < 0.35
+    assert out.group_by("session_id").agg(pl.col("persona").n_unique())["persona"].max() == 1
+    kept = out.filter(pl.col("persona") >= 0)
+    assert kept["persona"].to_list() == df.join(kept.select("session_id", "step"),
+                                                on=["session_id", "step"])["persona"].to_list()
+
+
+def test_oversample_decisions_repeats_decision_pages_only():
+    rows = make_rows(20)
+    out = sft.oversample_decisions(rows, 3)
+    decisions = [r for r in rows if r["observation"].startswith(sft.DECISION_PAGES)]
+    assert decisions and len(out) == len(rows) + 2 * len(decisions)
+    assert sft.oversample_decisions(rows, 1) == rows
+    with pytest.raises(ValueError, match="decision_oversample"):
+        sft.oversample_decisions(rows, 0)

@@ -129,3 +129,54 @@ def test_code_projection_stage1_moves_only_the_projection(runs, tmp_path):
     table = task._lm_params(new)["embedding"]
     np.testing.assert_allclose(np.asarray(table)[task.persona_ids],
                                codes @ new["persona_proj"]["kernel"] + new["persona_proj"]["bias"], atol=1e-5)
+
+
+def test_persona_check_sees_a_learned_persona(tmp_path):
+    """Fake traces where persona 0 always adds to cart and persona 1 never does: after a short
+    stage-2-style run with neutral goals, the matched persona explains the actions better than a
+    mismatched one (the decision tables are reported per stratum)."""
+    from simpersona_jax.lm import persona_eval
+
+    traces = write_traces(str(tmp_path / "traces"), n_sessions=120, seed=5)
+    c = _config(traces, num_steps=300, **{"persona.num_personas": 2, "data.goal_field": "goal_neutral",
+                                         "data.max_eval_examples": 128, "data.eval_fraction": 0.3,
+                                         "optimizer.learning_rate": 0.01})
+    task = SFTTask(c)
+    params = train(c, str(tmp_path / "run"), task).state.params
+    rows = task.eval_trace_rows
+    strata = {(r["store_id"], r["buyer_id"]): "A" if r["persona"] == 0 else "D" for r in rows}
+    r = persona_eval.evaluate(task, params, rows, strata)
+    assert r["steps"] == len(rows) > 0
+    assert r["nll_gain_vs_mismatched"]["ci95"][0] > 0, r
+    atc = r["add_to_cart"]
+    assert set(atc["per_stratum"]) == {"A", "D"} and atc["n"] == sum(
+        v["n"] for v in atc["per_stratum"].values())
+    assert 0.0 <= atc["accuracy"] <= 1.0 and atc["majority_accuracy"] >= 0.5
+    assert "mismatched - matched" in persona_eval.format_report(r)
+
+
+def test_decision_actions_and_mismatched_personas():
+    from simpersona_jax.lm import persona_eval
+
+    obs = 'page: product /products/p001\ntitle: T\nprice: $1.00\ncart: 0\n[3] spinbutton "Quantity" value="1"\n' \
+          '[4] button "Add to cart"'
+    assert persona_eval.decision_action(obs, "add_to_cart") == 'click("4")'
+    assert persona_eval.decision_action(obs, "checkout") is None
+    cart = 'page: cart /cart\ncart: 1\n[7] link "Proceed to checkout"'
+    assert persona_eval.decision_action(cart, "checkout") == 'click("7")'
+    ks = np.asarray([0, 0, 1, 2, 2, 2])
+    got = persona_eval.mismatched(ks, seed=1)
+    assert (got != ks).all() and set(got) <= set(ks)
+    np.testing.assert_array_equal(persona_eval.mismatched(np.asarray([3, 3]), 0), [3, 3])
+
+
+def test_persona_stage_without_codes_is_a_clear_error(tmp_path):
+    from fake_traces import make_rows
+
+    from simpersona_jax.replay.schema import TraceWriter
+
+    writer = TraceWriter(str(tmp_path / "traces"))
+    writer.add([dict(r, persona=-1) for r in make_rows(8)])
+    writer.close()
+    with pytest.raises(ValueError, match="data.codes_path"):
+        SFTTask(_config(str(tmp_path / "traces")))

@@ -58,9 +58,3 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert mngr.latest_step() == 4
     mngr.close()
 
-
-def test_batch_not_divisible_by_mesh_is_a_clear_error(tmp_path):
-    cfg = toy_config(data=8)
-    cfg.global_batch_size = 12
-    with pytest.raises(ValueError, match="global_batch_size=12 must be divisible"):
-        train(cfg, str(tmp_path / "bad"), ToyTask())

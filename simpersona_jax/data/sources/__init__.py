@@ -19,10 +19,12 @@ import polars as pl
 import zstandard
 
 from simpersona_jax.data import schema
-from simpersona_jax.data.sources import builtin, items
-from simpersona_jax.data.sources.mapping import BOOKKEEPING, Mapping, SchemaError, to_canonical
+from simpersona_jax.data.sources import builtin, items, text
+from simpersona_jax.data.sources.mapping import (BOOKKEEPING, Mapping, SchemaError,
+                                                 load_mapping_file, to_canonical)
 
-__all__ = ["SchemaError", "Mapping", "expand_paths", "load_events", "read_file", "detect"]
+__all__ = ["SchemaError", "Mapping", "expand_paths", "load_events", "load_mapping_file",
+           "read_file", "detect"]
 
 OTTO = Mapping(
     name="otto", signature=("session", "events"),
@@ -113,23 +115,6 @@ def _local_copy(path: str, tmp_dir: str) -> str:
     return out
 
 
-def truncated_last_row(path: str, sep: str, n_fields: int) -> int | None:
-    """Data-row number of a cut-off last line (no newline, too few fields), else None."""
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        f.seek(max(0, size - (1 << 16)))
-        tail = f.read()
-        if not tail or tail.endswith(b"\n"):
-            return None
-        last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace")
-        if last.count(sep) + 1 >= n_fields:
-            return None
-        f.seek(0)
-        newlines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(16 << 20), b""))
-    return newlines  # the header is line 1, so the last data row is number `newlines`
-
-
 def _check_parquet_types(path: str) -> None:
     allowed = {"event_time": (pl.Datetime, pl.Date, pl.String), "price": (pl.Float64, pl.Float32,
                pl.Int64, pl.Int32, pl.Decimal), "quantity": (pl.Int64, pl.Int32, pl.Int16, pl.Int8,
@@ -139,6 +124,29 @@ def _check_parquet_types(path: str) -> None:
         if ok and not isinstance(dtype, ok) and dtype not in ok and dtype != pl.Null:
             raise SchemaError(f"{path}: column {col!r} has type {dtype}, expected one of "
                               f"{[t.__name__ if isinstance(t, type) else str(t) for t in ok]}")
+
+
+def _scan_text(path: str, mapping: Mapping, tmp_dir: str, n_rows: int | None) -> pl.LazyFrame:
+    """A delimited text file as strings with `_row`, `_truncated` and `_extra`; blank lines
+    dropped (they are not rows). `n_rows`: only the first rows, without the line checks."""
+    local = _local_copy(path, tmp_dir)
+    sep = mapping.separator
+    if sep == ",":  # the default: trust the first line's own separator
+        sep = _header(path)[1]
+    text.check_width(local, sep, mapping, path)
+    header = text.has_header(local, sep, mapping)
+    raw = pl.scan_csv(local, separator=sep, has_header=header,
+                      new_columns=list(mapping.column_names) if mapping.column_names else None,
+                      infer_schema=False, null_values=list(mapping.null_values), n_rows=n_rows,
+                      truncate_ragged_lines=True).with_row_index("_row", offset=1)
+    width = len(raw.collect_schema().names()) - 1
+    if n_rows:
+        return raw.with_columns(_truncated=pl.lit(False), _extra=pl.lit(False))
+    blank, extra = text.line_issues(local, sep, width, header)
+    cut = text.truncated_last_row(local, sep, width, header)
+    row = pl.col("_row").cast(pl.Int64)
+    return raw.filter(~row.is_in(blank)).with_columns(
+        _truncated=pl.lit(False) if cut is None else row == cut, _extra=row.is_in(extra))
 
 
 def read_file(path: str, mapping: Mapping, store_id: str | None, tmp_dir: str,
@@ -163,18 +171,9 @@ def read_file(path: str, mapping: Mapping, store_id: str | None, tmp_dir: str,
                .explode("events").unnest("events"))
         header = ["session", "aid", "ts", "type", "_row"]
     else:
-        sep = mapping.separator
-        if mapping.has_header and sep == ",":  # the default: trust the header's own separator
-            sep = _header(path)[1]
-        raw = pl.scan_csv(local := _local_copy(path, tmp_dir), separator=sep, has_header=mapping.has_header,
-                          new_columns=list(mapping.column_names) if mapping.column_names else None,
-                          infer_schema=False, null_values=list(mapping.null_values), n_rows=n_rows,
-                          truncate_ragged_lines=True)
-        header = raw.collect_schema().names()
-        cut = truncated_last_row(local, sep, len(header)) if mapping.has_header and not n_rows \
-            else None
-        raw = raw.with_row_index("_row", offset=1).with_columns(
-            _truncated=pl.lit(False) if cut is None else pl.col("_row") == cut)
+        raw = _scan_text(path, mapping, tmp_dir, n_rows)
+        header = [c for c in raw.collect_schema().names()
+                  if c not in ("_row", "_truncated", "_extra")]
     mapping = mapping.for_header(header)
     missing = sorted(mapping.source_columns() - set(header))
     if missing:
@@ -185,7 +184,7 @@ def read_file(path: str, mapping: Mapping, store_id: str | None, tmp_dir: str,
     if "_row" not in raw.collect_schema().names():
         raw = raw.with_row_index("_row", offset=1)
     if "_truncated" not in raw.collect_schema().names():
-        raw = raw.with_columns(_truncated=pl.lit(False))
+        raw = raw.with_columns(_truncated=pl.lit(False), _extra=pl.lit(False))
     raw = raw.with_columns(pl.col("_row").cast(pl.Int64), pl.lit(path).alias("_file"))
     return to_canonical(raw, mapping, store_id)
 

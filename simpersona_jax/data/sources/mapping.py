@@ -13,6 +13,10 @@ writing one in the config (`ingest.mapping`), no code needed:
                      product_id="item", category="category"),
         constant_event="product_viewed", time_format="%Y-%m-%dT%H:%M:%S%.fZ")
 
+or in a file (`ingest.mapping_file=my_log.json` or a Python file whose `get_config()` returns
+the dict; see `load_mapping_file`). The event type comes from one column (`event_column` with
+`events`), from several (`event_rules`, first match wins), or is one constant.
+
 Reading yields the canonical columns plus bookkeeping for validation and quarantine:
 `_file`, `_row` (1-based data row in its file), `_raw_time`, `_raw_event`, `_raw_price`.
 """
@@ -20,16 +24,19 @@ Reading yields the canonical columns plus bookkeeping for validation and quarant
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import json
+import os
 from typing import Any, Mapping as TMapping
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from simpersona_jax.data import schema
+from simpersona_jax.data.sources.times import parse_time
 
-BOOKKEEPING = ("_raw_time", "_raw_event", "_raw_price", "_file", "_row", "_truncated")
-EPOCH_UNITS = {"epoch_s": "s", "epoch_ms": "ms", "epoch_us": "us"}
+__all__ = ["BOOKKEEPING", "Mapping", "SchemaError", "map_values", "parse_time", "to_canonical"]
+
+BOOKKEEPING = ("_raw_time", "_raw_event", "_raw_price", "_file", "_row", "_truncated", "_extra")
 
 
 class SchemaError(ValueError):
@@ -43,10 +50,15 @@ class Mapping:
     events: TMapping[str, str] = dataclasses.field(default_factory=dict)
     event_column: str | None = None
     constant_event: str | None = None
+    # Event type from several columns: ({column: value, ...}, canonical type) rules, first match
+    # wins; a value "" or None matches an empty cell. From config: [{"when": {...}, "type": t}].
+    event_rules: tuple[tuple[TMapping[str, Any], str], ...] = ()
     time_format: str = "iso"  # strptime format, "iso", or epoch_s / epoch_ms / epoch_us
     time_offset_ms: str | None = None  # source column of ms added to the parsed time
     separator: str = ","
-    has_header: bool = True
+    # None: a header when there are no column_names, else decided from the first line (a line
+    # equal to the column names, or one whose time fails while the next lines' parse).
+    has_header: bool | None = None
     column_names: tuple[str, ...] | None = None
     null_values: tuple[str, ...] = ("", "NA", "null", "NULL")
     default_quantity: int | None = None
@@ -57,14 +69,16 @@ class Mapping:
         unknown = set(self.columns) - set(schema.COLUMNS)
         if unknown:
             raise ValueError(f"mapping {self.name!r}: unknown canonical columns {sorted(unknown)}")
-        bad = set(self.events.values()) - set(schema.EVENT_TYPES)
-        if bad or (self.constant_event and self.constant_event not in schema.EVENT_TYPES):
-            raise ValueError(f"mapping {self.name!r}: unknown event types "
-                             f"{sorted(bad | {self.constant_event} - {None})}; "
+        targets = {*self.events.values(), self.constant_event, *(t for _, t in self.event_rules)}
+        bad = targets - set(schema.EVENT_TYPES) - {None}
+        if bad:
+            raise ValueError(f"mapping {self.name!r}: unknown event types {sorted(bad)}; "
                              f"canonical types: {schema.EVENT_TYPES}")
-        if (self.event_column is None) == (self.constant_event is None):
+        given = [self.event_column is not None, self.constant_event is not None,
+                 bool(self.event_rules)]
+        if sum(given) != 1:
             raise ValueError(f"mapping {self.name!r}: give exactly one of event_column "
-                             "(with events) or constant_event")
+                             "(with events), event_rules or constant_event")
         if "event_time" not in self.columns or "buyer_id" not in self.columns:
             raise ValueError(f"mapping {self.name!r}: columns must map event_time and buyer_id")
 
@@ -74,6 +88,12 @@ class Mapping:
         for key in ("column_names", "null_values", "signature"):
             if cfg.get(key) is not None:
                 cfg[key] = tuple(cfg[key])
+        if cfg.get("event_rules"):
+            cfg["event_rules"] = tuple(_rule(r, i) for i, r in enumerate(cfg["event_rules"]))
+        unknown = set(cfg) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"mapping: unknown key(s) {sorted(unknown)}; known: "
+                             f"{sorted(f.name for f in dataclasses.fields(cls))}")
         return cls(name=cfg.pop("name", name), **cfg)
 
     def for_header(self, header: list[str]) -> "Mapping":
@@ -95,7 +115,43 @@ class Mapping:
         for v in (self.event_column, self.time_offset_ms):
             if v:
                 cols.add(v)
+        for when, _ in self.event_rules:
+            cols.update(when)
         return cols
+
+
+def _rule(rule, i: int) -> tuple[dict[str, Any], str]:
+    """One event rule from config: {"when": {column: value}, "type": t} or ({...}, t)."""
+    if isinstance(rule, TMapping) and set(rule) == {"when", "type"}:
+        when, event_type = rule["when"], rule["type"]
+    elif isinstance(rule, (list, tuple)) and len(rule) == 2:
+        when, event_type = rule
+    else:
+        raise ValueError(f"mapping event_rules[{i}]: expected {{'when': {{column: value}}, "
+                         f"'type': canonical type}}, got {rule!r}")
+    if not isinstance(when, TMapping) or not when:
+        raise ValueError(f"mapping event_rules[{i}]: 'when' must be a non-empty "
+                         f"{{column: value}}, got {when!r}")
+    return dict(when), event_type
+
+
+def _matches(column: str, value) -> pl.Expr:
+    col = pl.col(column).cast(pl.String)
+    if value is None or value == "":
+        return col.is_null() | (col.str.strip_chars() == "")
+    return col == str(value)
+
+
+def rules_event(rules) -> tuple[pl.Expr, pl.Expr]:
+    """(raw, canonical) event expressions of ordered rules: raw is `col=value|...` of every
+    column the rules read, canonical the type of the first rule that matches (else null)."""
+    columns = list(dict.fromkeys(c for when, _ in rules for c in when))
+    raw = pl.concat_str([pl.lit(f"{c}=") + pl.col(c).cast(pl.String).fill_null("")
+                         for c in columns], separator="|")
+    event = pl.coalesce([pl.when(pl.all_horizontal([_matches(c, v) for c, v in when.items()]))
+                         .then(pl.lit(t, schema.EVENT_TYPE_DTYPE)) for when, t in rules]
+                        + [pl.lit(None, schema.EVENT_TYPE_DTYPE)])
+    return raw, event
 
 
 def _col(spec) -> pl.Expr:
@@ -104,30 +160,6 @@ def _col(spec) -> pl.Expr:
     if isinstance(spec, str):
         return pl.col(spec).cast(pl.String)
     return pl.coalesce([pl.col(c).cast(pl.String) for c in spec])
-
-
-TIME_DTYPE = pl.Datetime("us", "UTC")
-
-
-def _parse_iso(batch: pl.Series) -> pl.Series:
-    """ISO 8601 strings -> timestamps: Arrow's parser (about 6x faster than polars'), which
-    gives the same instants; a batch it rejects (e.g. "2019-10-01 00:00:00 UTC" or one bad value)
-    is parsed by polars, which infers the format and nulls what does not parse."""
-    try:
-        return pl.Series(batch.name, pc.cast(batch.to_arrow(), pa.timestamp("us", "UTC")))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return batch.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
-
-
-def parse_time(raw: pl.Expr, time_format: str) -> pl.Expr:
-    """Parses a string column to timestamp[us, UTC]; unparseable values become null."""
-    if time_format in EPOCH_UNITS:
-        return pl.from_epoch(raw.cast(pl.Int64, strict=False), EPOCH_UNITS[time_format]) \
-            .dt.replace_time_zone("UTC")
-    if time_format == "iso":
-        return raw.map_batches(_parse_iso, return_dtype=TIME_DTYPE, is_elementwise=True)
-    parsed = raw.str.strptime(pl.Datetime("us"), time_format, strict=False)
-    return parsed.dt.replace_time_zone("UTC")
 
 
 def map_values(raw: pl.Expr, values: TMapping[str, str], dtype: pl.DataType) -> pl.Expr:
@@ -148,6 +180,8 @@ def to_canonical(frame: pl.LazyFrame, mapping: Mapping, store_id: str | None) ->
     if mapping.event_column:
         raw_event = pl.col(mapping.event_column).cast(pl.String)
         event = map_values(raw_event, mapping.events, schema.EVENT_TYPE_DTYPE)
+    elif mapping.event_rules:
+        raw_event, event = rules_event(mapping.event_rules)
     else:
         raw_event = pl.lit(mapping.constant_event)
         event = pl.lit(mapping.constant_event, schema.EVENT_TYPE_DTYPE)
@@ -170,5 +204,31 @@ def to_canonical(frame: pl.LazyFrame, mapping: Mapping, store_id: str | None) ->
         **exprs, event_time=time, event_type=event,
         price=raw_price.cast(pl.Float64, strict=False),
         _raw_time=raw_time, _raw_event=raw_event, _raw_price=raw_price,
-        _file=pl.col("_file"), _row=pl.col("_row"), _truncated=pl.col("_truncated"))
+        _file=pl.col("_file"), _row=pl.col("_row"), _truncated=pl.col("_truncated"),
+        _extra=pl.col("_extra"))
     return schema.conform(out, keep=BOOKKEEPING)
+
+
+def load_mapping_file(path: str) -> Mapping:
+    """A mapping from a JSON file (an object with Mapping's fields) or a Python file whose
+    `get_config()` returns them (a dict or ConfigDict)."""
+    if path.endswith(".json"):
+        with open(path) as f:
+            cfg = json.load(f)
+    elif path.endswith(".py"):
+        spec = importlib.util.spec_from_file_location("_simpersona_mapping", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if not hasattr(module, "get_config"):
+            raise ValueError(f"mapping file {path}: defines no get_config()")
+        cfg = module.get_config()
+        cfg = cfg.to_dict() if hasattr(cfg, "to_dict") else cfg
+    else:
+        raise ValueError(f"mapping file {path}: expected a .json or .py file")
+    if not isinstance(cfg, dict):
+        raise ValueError(f"mapping file {path}: expected an object of mapping fields, "
+                         f"got {type(cfg).__name__}")
+    try:
+        return Mapping.from_config(cfg, name=os.path.splitext(os.path.basename(path))[0])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"mapping file {path}: {e}") from e
