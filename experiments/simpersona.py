@@ -7,7 +7,8 @@ Stages (each into <workdir>/<stage>/ with manifest.json; a current stage is skip
 interrupted one resumes): data (synthetic stores + buyer vectors) -> vqvae -> assign (codes,
 p_store, codebook.npy) -> traces (browser replay) -> agent_base -> agent_stage1 -> agent_stage2
 -> simulate (every arm on the held-out stores: report.html) -> goals (goal-directed tasks) ->
-report (report.txt: per-stage times and the figures each stage recorded). Prints one line per stage with its wall time.
+report (report.txt: per-stage times and the figures each stage recorded). Prints one line per
+stage with its wall time.
 
 Each stage's sub-config is the get_config() of its own experiments/<stage>.py; presets change
 sizes only: "budget" (default) targets <= 45 min wall on 2 CPU cores, "full" keeps the stage

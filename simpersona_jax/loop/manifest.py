@@ -8,8 +8,8 @@
      "finished", "digest" (of everything above)}
 
 Paths under the workdir are stored as "$WORKDIR/...", so a workdir can be moved or copied and
-stay current. A stage is current when its manifest exists, its config and input digests equal the ones the
-run would use now, and every artifact is present. `started.json` (config + input digests) is
+stay current. A stage is current when its manifest exists, its config and input digests equal
+the ones the run would use now, and every artifact is present. `started.json` (config + input digests) is
 written when a stage starts: a rerun of an unfinished stage with the same digests resumes in
 place (the train loop continues from its checkpoints), with other digests it starts afresh.
 """

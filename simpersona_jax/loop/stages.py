@@ -10,7 +10,6 @@ paths (relative to stage_dir, or absolute) whose presence says the artifact is t
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Callable
 
