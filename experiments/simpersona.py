@@ -6,8 +6,9 @@
 Stages (each into <workdir>/<stage>/ with manifest.json; a current stage is skipped, an
 interrupted one resumes): data (synthetic stores + buyer vectors) -> vqvae -> assign (codes,
 p_store, codebook.npy) -> traces (browser replay) -> agent_base -> agent_stage1 -> agent_stage2
--> simulate (the stage-2 agent on the held-out stores) -> goals -> report (report.txt: per-stage
-times and the figures each stage recorded). Prints one line per stage with its wall time.
+-> simulate (every arm on the held-out stores: report.html) -> goals (goal-directed tasks) ->
+report (report.txt: per-stage times and the figures each stage recorded). Prints one line per
+stage with its wall time.
 
 Each stage's sub-config is the get_config() of its own experiments/<stage>.py; presets change
 sizes only: "budget" (default) targets <= 45 min wall on 2 CPU cores, "full" keeps the stage
@@ -62,7 +63,8 @@ def get_config(preset: str = "budget") -> ml_collections.ConfigDict:
     c.simulate = _experiment("simulate")
     c.simulate.data_dir = c.simulate.codes = c.simulate.lm.folder = FROM_MANIFEST
     c.simulate.out_dir = FROM_MANIFEST
-    c.goals = ml_collections.ConfigDict(c.simulate.to_dict())  # simpersona_jax.sim.goal_tasks
+    c.goals = _experiment("goal_tasks")
+    c.goals.data_dir = c.goals.lm.folder = c.goals.out_dir = FROM_MANIFEST
     if preset == "budget":
         c.vqvae.num_steps = 1500
         c.vqvae.eval_every_steps = 0

@@ -5,6 +5,7 @@ inconsistent persona codes are errors."""
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -26,8 +27,11 @@ TINY = {
     "vqvae.loss.contrastive_max_batch": 32,
     "traces.max_sessions": 6, "traces.max_events_per_session": 15,
     "traces.driver.concurrency": 4, "traces.server_mode": "thread",
-    "simulate.policy": "scripted", "simulate.buyers_per_store": 2, "simulate.server_mode": "thread",
-    "simulate.driver.concurrency": 4, "simulate.driver.step_limit": 30,
+    "simulate.arms": ("oracle",), "simulate.buyers_per_store": 2, "simulate.n_boot": 20,
+    "simulate.server_mode": "thread", "simulate.driver.concurrency": 4,
+    "simulate.driver.step_limit": 30,
+    "goals.policy": "solver", "goals.n_per_kind": 1, "goals.server_mode": "thread",
+    "goals.driver.concurrency": 3,
 }
 LM_TINY = {
     "num_steps": 2, "log_every_steps": 1000, "global_batch_size": 8, "data.seq_len": 256,
@@ -84,10 +88,13 @@ def test_manifests_hand_each_stage_what_it_needs(workdir):
         assert c["lm"]["init_from"] == m[prev]["outputs"]["hf"]
         assert c["data"]["traces_dir"] == traces["traces_dir"]
     assert m["agent_base"]["config"]["persona"]["num_personas"] == 0
-    sim = m["simulate"]
+    sim, goals = m["simulate"], m["goals"]
     assert sim["config"]["codes"] == assign["codes_path"]
-    assert sim["config"]["lm"]["folder"] == m["agent_stage2"]["outputs"]["hf"]
-    assert sim["outputs"]["episodes"] == 4 and sim["outputs"]["crash_rate"] == 0.0
+    for stage in (sim, goals):
+        assert stage["config"]["lm"]["folder"] == m["agent_stage2"]["outputs"]["hf"]
+        assert stage["config"]["data_dir"] == data["dir"]
+    assert sim["outputs"]["arms"] == ["oracle"] and os.path.exists(sim["outputs"]["html"])
+    assert set(goals["outputs"]["success"]) == {"find_add", "search_buy", "browse"}
     text = open(os.path.join(workdir, "report", "report.txt")).read()
     assert "K=16" in text and "total" in text
 
@@ -97,6 +104,14 @@ def test_second_run_skips_every_stage(workdir, capsys):
     run(tiny_config(), workdir)
     assert statuses(capsys.readouterr().out) == {n: "current, skipped" for n in NAMES}
     assert {n: manifest.read(os.path.join(workdir, n))["digest"] for n in NAMES} == before
+
+
+def test_a_copied_workdir_stays_current(workdir, tmp_path, capsys):
+    copy = str(tmp_path / "moved")
+    shutil.copytree(workdir, copy)
+    done = run(tiny_config(), copy)
+    assert statuses(capsys.readouterr().out) == {n: "current, skipped" for n in NAMES}
+    assert done["assign"]["outputs"]["codes_path"] == os.path.join(copy, "assign", "codes.parquet")
 
 
 def test_deleted_manifest_reruns_its_stage_and_what_follows(workdir, capsys):

@@ -7,8 +7,9 @@
      paths, K, layout, counts, ...}, "artifacts" [paths that must exist], "seconds",
      "finished", "digest" (of everything above)}
 
-A stage is current when its manifest exists, its config and input digests equal the ones the
-run would use now, and every artifact is present. `started.json` (config + input digests) is
+Paths under the workdir are stored as "$WORKDIR/...", so a workdir can be moved or copied and
+stay current. A stage is current when its manifest exists, its config and input digests equal
+the ones the run would use now, and every artifact is present. `started.json` (config + input digests) is
 written when a stage starts: a rerun of an unfinished stage with the same digests resumes in
 place (the train loop continues from its checkpoints), with other digests it starts afresh.
 """
@@ -31,6 +32,17 @@ def digest(obj) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _swap(obj, old: str, new: str):
+    text = json.dumps(obj, default=str)
+    text = text.replace(f'"{old}"', f'"{new}"').replace(old + "/", new + "/")
+    return json.loads(text)
+
+
+def portable(obj, workdir: str):
+    """obj with paths under `workdir` written "$WORKDIR/..." (what digests and manifests hold)."""
+    return _swap(obj, workdir, "$WORKDIR")
+
+
 def _write_json(path: str, obj: dict) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -39,11 +51,12 @@ def _write_json(path: str, obj: dict) -> None:
 
 
 def read(stage_dir: str) -> dict | None:
+    """The stage's manifest with its paths under this workdir (the stage dir's parent)."""
     path = os.path.join(stage_dir, MANIFEST)
     if not os.path.exists(path):
         return None
     with open(path) as f:
-        return json.load(f)
+        return _swap(json.load(f), "$WORKDIR", os.path.dirname(os.path.abspath(stage_dir)))
 
 
 def stale_reason(stage_dir: str, config_digest: str, inputs: dict[str, str]) -> str | None:
@@ -91,6 +104,7 @@ def finish(stage_dir: str, stage: str, config: dict, config_digest: str, inputs:
     m = dict(stage=stage, config=config, config_digest=config_digest, inputs=inputs,
              outputs=outputs, artifacts=artifacts, seconds=round(seconds, 1),
              finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    m["digest"] = digest(m)
-    _write_json(os.path.join(stage_dir, MANIFEST), m)
+    stored = portable(m, os.path.dirname(os.path.abspath(stage_dir)))
+    stored["digest"] = m["digest"] = digest(stored)
+    _write_json(os.path.join(stage_dir, MANIFEST), stored)
     return m

@@ -57,7 +57,7 @@ def run(pcfg, workdir: str) -> dict[str, dict]:
         stage_dir = os.path.join(workdir, stage.name)
         stage_cfg = stage.configure(pcfg, done, stage_dir)
         cfg = stage_cfg.to_dict()
-        config_digest = manifest.digest(cfg)
+        config_digest = manifest.digest(manifest.portable(cfg, workdir))
         inputs = {name: done[name]["digest"] for name in stage.inputs}
         reason = manifest.stale_reason(stage_dir, config_digest, inputs)
         if stage.name not in selected:

@@ -10,7 +10,6 @@ paths (relative to stage_dir, or absolute) whose presence says the artifact is t
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Callable
 
@@ -18,6 +17,7 @@ import ml_collections
 
 from simpersona_jax import simulate as simulate_lib
 from simpersona_jax import traces as traces_lib
+from simpersona_jax.sim import goal_tasks, report as sim_report
 from simpersona_jax.loop.checks import PipelineError, check_code_range, persona_coverage
 
 
@@ -201,15 +201,17 @@ def _agent_execute(cfg, stage_dir, done):
 def _set_data_root(cfg, root: str) -> None:
     if "data" in cfg and "dir" in cfg.data:
         cfg.data.dir = root
-    else:  # experiments/simulate.py's flat key, until it is renamed data.dir
+    else:  # experiments/{simulate,goal_tasks}.py's flat key, until it is renamed data.dir
         cfg.data_dir = root
 
 
-def _sim_configure(sub: str):
+def _agent_run_configure(sub: str):
+    """simulate / goals: the data root and the stage-2 agent (+ assign's codes for simulate)."""
     def configure(pcfg, done, stage_dir):
         cfg = _copy(pcfg[sub])
         _set_data_root(cfg, _out(done, "data")["dir"])
-        cfg.codes = _out(done, "assign")["codes_path"]
+        if "codes" in cfg:
+            cfg.codes = _out(done, "assign")["codes_path"]
         cfg.lm.folder = _out(done, "agent_stage2")["hf"]
         cfg.out_dir = stage_dir
         return cfg
@@ -217,35 +219,20 @@ def _sim_configure(sub: str):
 
 
 def _simulate_execute(cfg, stage_dir, done):
-    report = simulate_lib.simulate(cfg)
-    print(simulate_lib.format_report(report), flush=True)
-    keep = ("episodes", "stratified_ara", "mean_cr_alignment", "mean_stratum_jsd", "crash_rate",
-            "unparseable_action_rate")
-    return {k: report.get(k) for k in keep}, ["report.json"]
-
-
-def goal_tasks_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("simpersona_jax.sim.goal_tasks") is not None
-
-
-def _goals_configure(pcfg, done, stage_dir):
-    cfg = _sim_configure("goals")(pcfg, done, stage_dir)
-    cfg.available = goal_tasks_available()  # a skip is current until the module lands
-    return cfg
+    out = simulate_lib.simulate(cfg)
+    print(sim_report.format_table(out), flush=True)
+    outputs = dict(arms=out["arms"], skipped=out["skipped"], stores=out["stores"],
+                   report=os.path.join(stage_dir, "report.json"),
+                   html=os.path.join(stage_dir, "report.html"))
+    return outputs, ["report.json", "report.html"]
 
 
 def _goals_execute(cfg, stage_dir, done):
-    if not cfg.available:
-        print("goals: skipped (simpersona_jax.sim.goal_tasks is not in this checkout)", flush=True)
-        return dict(skipped=True), []
-    from simpersona_jax.sim.goal_tasks import run_goal_tasks
-
-    result = run_goal_tasks(cfg)
-    with open(os.path.join(stage_dir, "goals.json"), "w") as f:
-        json.dump(result, f, indent=1, default=str)
-    return dict(skipped=False, result=result), ["goals.json"]
+    result = goal_tasks.from_config(cfg)
+    print(goal_tasks.format_report(result), flush=True)
+    success = {kind: s["rate"] for kind, s in result["success"].items() if s["n"]}
+    return dict(success=success, report=os.path.join(stage_dir, "goal_tasks.json")), \
+        ["goal_tasks.json"]
 
 
 def _report_configure(pcfg, done, stage_dir):
@@ -269,9 +256,9 @@ STAGES: tuple[Stage, ...] = (
           _agent_configure("agent_stage1", "agent_base"), _agent_execute),
     Stage("agent_stage2", ("traces", "assign", "agent_stage1"),
           _agent_configure("agent_stage2", "agent_stage1"), _agent_execute),
-    Stage("simulate", ("data", "assign", "agent_stage2"), _sim_configure("simulate"),
+    Stage("simulate", ("data", "assign", "agent_stage2"), _agent_run_configure("simulate"),
           _simulate_execute),
-    Stage("goals", ("data", "assign", "agent_stage2"), _goals_configure, _goals_execute),
+    Stage("goals", ("data", "agent_stage2"), _agent_run_configure("goals"), _goals_execute),
     Stage("report", ("data", "vqvae", "assign", "traces", "agent_base", "agent_stage1",
                      "agent_stage2", "simulate", "goals"), _report_configure, _report_execute),
 )

@@ -31,13 +31,11 @@ def summary_lines(manifests: dict[str, dict]) -> list[str]:
                      "held-out buyers)")
     if "simulate" in out:
         s = out["simulate"]
-        lines.append(f"simulate: {s['episodes']} episodes, stratified ARA "
-                     f"{_pct(s['stratified_ara'])}, CR alignment {_pct(s['mean_cr_alignment'])}, "
-                     f"crash {_pct(s['crash_rate'])}, unparseable "
-                     f"{_pct(s['unparseable_action_rate'])}")
+        lines.append(f"simulate: arms {', '.join(s['arms'])} on {len(s['stores'])} held-out "
+                     f"stores -> {s['html']}")
     if "goals" in out:
-        g = out["goals"]
-        lines.append("goals: skipped" if g.get("skipped") else f"goals: {g.get('result')}")
+        lines.append("goal tasks: " + ", ".join(f"{k} {_pct(v)}"
+                                                for k, v in out["goals"]["success"].items()))
     return lines
 
 
