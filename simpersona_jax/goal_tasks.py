@@ -17,8 +17,6 @@ from ml_collections import config_flags
 
 from simpersona_jax.sim import goal_tasks
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Goal-task config.", lock_config=True)
-flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
@@ -26,5 +24,7 @@ def main(argv):
     print(goal_tasks.format_report(goal_tasks.from_config(_CONFIG.value)))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # flags only here: other tools and tests import this module
+    _CONFIG = config_flags.DEFINE_config_file("config", None, "Goal-task config.", lock_config=True)
+    flags.mark_flags_as_required(["config"])
     app.run(main)

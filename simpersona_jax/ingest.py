@@ -22,8 +22,6 @@ from simpersona_jax.data.ingest import ingest
 from simpersona_jax.data.schema import STRATA
 from simpersona_jax.features.build import build_buyers
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Ingest config file.", lock_config=True)
-flags.mark_flags_as_required(["config"])
 
 
 def format_report(report: dict) -> str:
@@ -71,5 +69,7 @@ def main(argv):
         print(format_buyers(stats, os.path.join(c.out_dir, "buyers")))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # flags only here: other tools and tests import this module
+    _CONFIG = config_flags.DEFINE_config_file("config", None, "Ingest config file.", lock_config=True)
+    flags.mark_flags_as_required(["config"])
     app.run(main)

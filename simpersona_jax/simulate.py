@@ -39,8 +39,6 @@ from simpersona_jax.storefront.eventlog import read_log
 from simpersona_jax.storefront.server import StorefrontServer
 from simpersona_jax.synth.types import BUYER_TYPES
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Simulation config.", lock_config=True)
-flags.mark_flags_as_required(["config"])
 
 
 def real_buyers(data_dir: str, codes_path: str) -> pl.DataFrame:
@@ -162,5 +160,7 @@ def main(argv):
     print(report.format_table(simulate(_CONFIG.value)))
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # flags only here: other tools and tests import this module
+    _CONFIG = config_flags.DEFINE_config_file("config", None, "Simulation config.", lock_config=True)
+    flags.mark_flags_as_required(["config"])
     app.run(main)

@@ -19,8 +19,6 @@ from tqdm import tqdm
 from simpersona_jax.features.build import build_buyers
 from simpersona_jax.synth.generate import generate
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Synthetic data config.", lock_config=True)
-flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
@@ -42,5 +40,7 @@ def main(argv):
               f"strata {json.dumps(dict(stats['strata']))}")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # flags only here: other tools and tests import this module
+    _CONFIG = config_flags.DEFINE_config_file("config", None, "Synthetic data config.", lock_config=True)
+    flags.mark_flags_as_required(["config"])
     app.run(main)
