@@ -50,11 +50,18 @@ def attach_personas(df: pl.DataFrame, codes_path: str) -> pl.DataFrame:
     return out.with_columns(pl.coalesce("_code", "persona").alias("persona")).drop("_code")
 
 
+def session_share(df: pl.DataFrame, fraction: float, salt: str) -> np.ndarray:
+    """[rows] bool: True for the rows of about `fraction` of the sessions, chosen by a salted hash
+    of (store, buyer, session), so a session is wholly in or out and the choice is reproducible."""
+    keys = (df["store_id"] + "/" + df["buyer_id"] + "/" + df["session_id"]).to_list()
+    return np.array([(zlib.crc32(f"{salt}:{k}".encode()) % 10_000) < fraction * 10_000
+                     for k in keys], bool)
+
+
 def split_sessions(df: pl.DataFrame, eval_fraction: float, salt: str = "sft") -> tuple[pl.DataFrame, pl.DataFrame]:
     """Deterministic (train, heldout) split by session: a session lies wholly on one side."""
-    keys = (df["store_id"] + "/" + df["buyer_id"] + "/" + df["session_id"]).to_list()
-    held = np.array([(zlib.crc32(f"{salt}:{k}".encode()) % 10_000) < eval_fraction * 10_000 for k in keys], bool)
-    return df.filter(pl.Series(~held)), df.filter(pl.Series(held))
+    held = pl.Series(session_share(df, eval_fraction, salt))
+    return df.filter(~held), df.filter(held)
 
 
 MIXED_GOAL = "goal_train"  # column written by mix_goals
@@ -66,9 +73,7 @@ def mix_goals(df: pl.DataFrame, goal_field: str, neutral_fraction: float,
     (chosen by a hash of the session, so a session keeps one goal for all its steps)."""
     if not 0.0 <= neutral_fraction <= 1.0:
         raise ValueError(f"data.neutral_fraction={neutral_fraction} must lie in [0, 1]")
-    keys = (df["store_id"] + "/" + df["buyer_id"] + "/" + df["session_id"]).to_list()
-    neutral = np.array([(zlib.crc32(f"{salt}:{k}".encode()) % 10_000) < neutral_fraction * 10_000
-                        for k in keys], bool)
+    neutral = session_share(df, neutral_fraction, salt)
     return df.with_columns(pl.when(pl.Series(neutral)).then(pl.col("goal_neutral"))
                            .otherwise(pl.col(goal_field)).alias(MIXED_GOAL))
 
@@ -78,9 +83,7 @@ def drop_personas(df: pl.DataFrame, fraction: float, salt: str = "drop") -> pl.D
     the agent also learns the no-persona prompt (goal tasks, the no-token control)."""
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"data.persona_dropout={fraction} must lie in [0, 1]")
-    keys = (df["store_id"] + "/" + df["buyer_id"] + "/" + df["session_id"]).to_list()
-    drop = np.array([(zlib.crc32(f"{salt}:{k}".encode()) % 10_000) < fraction * 10_000
-                     for k in keys], bool)
+    drop = session_share(df, fraction, salt)
     return df.with_columns(pl.when(pl.Series(drop)).then(pl.lit(-1, pl.Int32))
                            .otherwise(pl.col("persona").cast(pl.Int32)).alias("persona"))
 
