@@ -89,9 +89,9 @@ def compile_assign(config, devices, batch: int):
     embed = jax.ShapeDtypeStruct((int(config.model.codebook_size), int(config.model.latent_dim)), jnp.float32,
                                  sharding=a.replicated)
     t0 = time.perf_counter()
-    compiled = a.lower(params, embed, x).compile()
-    return compile_lib.Compiled(compiled, None, compile_lib.hlo_text(compiled), len(devices),
-                                devices[0].device_kind, time.perf_counter() - t0)
+    compiled, hlo = compile_lib.compile_with_hlo(a.lower(params, embed, x))
+    return compile_lib.Compiled(compiled, None, hlo, len(devices), devices[0].device_kind,
+                                time.perf_counter() - t0)
 
 
 def _target(name, value, goal, ok, fmt="{:.1f}"):

@@ -70,7 +70,7 @@ def check(config, devices, chip: chips_lib.Chip, *, model: str | None = None, pr
     colls = compile_lib.collectives(full.hlo)
     n = len(devices)
     out = dict(task=config.task, devices=n, device_kind=full.device_kind, chip=chip, memory=mem, compiled_cost=cost,
-               compile_s=full.seconds, collectives=colls, hlo_available=bool(full.hlo))
+               compile_s=full.seconds, collectives=colls)
     if config.task == "lm_sft":
         cfg = task.cfg
         seq = int(config.data.seq_len)
@@ -111,9 +111,8 @@ def report(r: dict, hbm_fraction: float = 0.9) -> str:
         f"per-chip cost per step ({r['cost_method']}): {c.flops / 1e12:.2f} TFLOP, HBM "
         f"{c.bytes_accessed / gb:.2f} GB, collectives {c.collective_bytes / gb:.3f} GB; model "
         f"{r['model_flops'] / 1e12:.2f} TFLOP/step over all chips",
-        "collectives in the HLO (kind: count, per-device bytes; loop bodies once): " + (
-            ", ".join(f"{k}: {n} x, {b / 1e6:.1f} MB" for k, (n, b) in r["collectives"].items()) or "none"
-            if r["hlo_available"] else "HLO not printable with this jaxlib"),
+        "collectives in the HLO (kind: count, per-device bytes; loop bodies once): "
+        + (", ".join(f"{k}: {n} x, {b / 1e6:.1f} MB" for k, (n, b) in r["collectives"].items()) or "none"),
         f"roofline on {chip.name} ({chip.peak_flops / 1e12:.0f} TFLOP/s bf16, HBM {chip.hbm_bw / gb:.0f} GB/s, "
         f"ICI {chip.ici_bw / gb:.0f} GB/s; {chip.source}): compute {rf['compute_s'] * 1e3:.1f} ms, HBM "
         f"{rf['hbm_s'] * 1e3:.1f} ms, ICI {rf['ici_s'] * 1e3:.1f} ms -> step {rf['step_s'] * 1e3:.1f} ms "

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import glob
 import math
 import os
 import re
+import tempfile
 import time
 
 import jax
@@ -49,7 +51,7 @@ def topology_devices(name: str):
 class Compiled:
     compiled: object
     lowered: object          # jax.stages.Lowered (its as_text(): the program before partitioning)
-    hlo: str                 # the compiled HLO; "" when this jaxlib cannot print the program
+    hlo: str                 # the optimised HLO (per-device shapes)
     num_devices: int
     device_kind: str
     seconds: float           # lowering + compilation
@@ -67,22 +69,17 @@ def compile_train_step(config, task, devices) -> Compiled:
              for k, v in sample.items()}
     with mesh_lib.activate(mesh, rules):
         lowered = fn.lower(abstract, batch)
-    compiled = lowered.compile()
-    return Compiled(compiled, lowered, hlo_text(compiled), len(devices), devices[0].device_kind,
-                    time.perf_counter() - t0)
+    compiled, hlo = compile_with_hlo(lowered)
+    return Compiled(compiled, lowered, hlo, len(devices), devices[0].device_kind, time.perf_counter() - t0)
 
 
-def hlo_text(compiled) -> str:
-    """The optimised HLO; `as_text()` fails for some TPU programs with this jaxlib/libtpu pair,
-    then the executable's HLO modules are printed instead."""
-    try:
-        return compiled.as_text()
-    except Exception:
-        pass
-    try:
-        return "\n".join(m.to_string() for m in compiled.runtime_executable().hlo_modules())
-    except Exception:
-        return ""
+def compile_with_hlo(lowered) -> tuple[object, str]:
+    """(compiled, its optimised HLO text). The text comes from XLA's own dump (compile option
+    xla_dump_to): `as_text()` fails for some TPU programs with this jaxlib/libtpu pair."""
+    with tempfile.TemporaryDirectory() as d:
+        compiled = lowered.compile({"xla_dump_to": d, "xla_dump_hlo_as_text": True})
+        texts = [open(f).read() for f in sorted(glob.glob(os.path.join(d, "*after_optimizations.txt")))]
+    return compiled, "\n".join(texts)
 
 
 def _bytes(type_str: str, largest: bool) -> int:

@@ -31,9 +31,9 @@ class Assigner:
 
     def __init__(self, model: VQVAE, *, cosine: bool, chunk: int, devices=None):
         devices = list(jax.local_devices() if devices is None else devices)
-        mesh = Mesh(np.asarray(devices), ("data",))
-        self.rows = NamedSharding(mesh, P("data"))
-        self.replicated = NamedSharding(mesh, P())
+        self.mesh = Mesh(np.asarray(devices), ("data",))
+        self.rows = NamedSharding(self.mesh, P("data"))
+        self.replicated = NamedSharding(self.mesh, P())
         self.rows_multiple = math.lcm(int(chunk), len(devices))
 
         def assign(params, embed, x_NxI):
@@ -45,7 +45,8 @@ class Assigner:
 
     def __call__(self, params, embed, x_NxI):
         params, embed = jax.device_put((params, embed), self.replicated)
-        return self.fn(params, embed, jax.device_put(x_NxI, self.rows))
+        with jax.set_mesh(self.mesh):  # its own mesh, also inside the train loop's context
+            return self.fn(params, embed, jax.device_put(x_NxI, self.rows))
 
     def lower(self, params, embed, x_NxI):
         return self.fn.lower(params, embed, x_NxI)
