@@ -40,6 +40,7 @@ def sft_config() -> ml_collections.ConfigDict:
     c.persona.init = "mean_std"          # mean_std | code_projection
     c.persona.codes_path = ""            # .npy [K, C] VQ code vectors for code_projection
     c.persona.vocab_multiple = 128       # pad the table so it shards evenly
+    c.persona.lr_multiplier = 1.0        # train.mode=all: the code projection learns this much faster
 
     c.lm = ml_collections.ConfigDict()
     c.lm.init_from = ""                  # HF folder (checkpoint or <prev workdir>/hf); "" = embedded default

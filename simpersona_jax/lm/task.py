@@ -25,6 +25,7 @@ import flax.linen as nn
 import grain
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 import polars as pl
@@ -249,11 +250,19 @@ class SFTTask(OptionalTaskHooks):
         return out
 
     def make_optimizer(self, optimizer_config):
-        if self.mode == "all":
+        mult = float(self.config.persona.get("lr_multiplier", 1.0))
+        if self.mode == "all" and (self.codes is None or mult == 1.0):
             return None
         base = optim.default_optimizer(optimizer_config, int(self.config.num_steps))
         # Labels as a concrete pytree (optax also calls them on placeholder params).
         shapes = nn.meta.unbox(jax.eval_shape(self.init, jax.random.key(0), self.init_sample())["params"])
+        if self.mode == "all":  # the persona projection at persona.lr_multiplier x the rate
+            fast_cfg = ml_collections.ConfigDict(optimizer_config.to_dict())
+            fast_cfg.learning_rate = float(fast_cfg.learning_rate) * mult
+            labels = jax.tree.map(lambda _: "rest", shapes)
+            labels["persona_proj"] = jax.tree.map(lambda _: "persona", shapes["persona_proj"])
+            fast = optim.default_optimizer(fast_cfg, int(self.config.num_steps))
+            return optax.multi_transform({"persona": fast, "rest": base}, labels)
         labels = jax.tree.map(lambda _: "freeze", shapes)
         if self.codes is not None:
             labels["persona_proj"] = jax.tree.map(lambda _: "train", shapes["persona_proj"])

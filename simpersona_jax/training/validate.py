@@ -261,6 +261,7 @@ def _lm_rules():
         ("persona.init", choice("mean_std", "code_projection"), True),
         ("persona.codes_path", existing("file"), False),
         ("persona.vocab_multiple", integer(1), True),
+        ("persona.lr_multiplier", number(0, lo_open=True), False),
         ("lm.tokenizer_vocab_size", integer(1), True),
         ("lm.dtype", dtypes, False),
         ("lm.param_dtype", dtypes, False),

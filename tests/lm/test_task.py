@@ -12,7 +12,7 @@ from simpersona_jax.lm import hf
 from simpersona_jax.lm.experiment import sft_config
 from simpersona_jax.lm.policy import LMPolicy, Request
 from simpersona_jax.lm.task import SFTTask
-from simpersona_jax.training import train
+from simpersona_jax.training import optim, train
 
 from fake_traces import write_traces
 
@@ -180,3 +180,27 @@ def test_persona_stage_without_codes_is_a_clear_error(tmp_path):
     writer.close()
     with pytest.raises(ValueError, match="data.codes_path"):
         SFTTask(_config(str(tmp_path / "traces")))
+
+
+def test_persona_lr_multiplier_speeds_only_the_projection(runs, tmp_path):
+    import flax.linen as nn
+
+    root, traces = runs
+    codes = np.random.RandomState(0).randn(4, 6).astype(np.float32)
+    np.save(tmp_path / "codes.npy", codes)
+    steps = {}
+    for mult in (1.0, 10.0):
+        c = _config(traces, num_steps=10, **{"persona.init": "code_projection",
+                                             "persona.codes_path": str(tmp_path / "codes.npy"),
+                                             "persona.lr_multiplier": mult,
+                                             "optimizer.warmup_steps": 0})
+        task = SFTTask(c)
+        batch = task.init_sample()
+        params = nn.meta.unbox(task.init(jax.random.key(0), batch))["params"]
+        tx = task.make_optimizer(c.optimizer) or optim.default_optimizer(c.optimizer, 10)
+        grads = jax.grad(lambda p: task.loss(p, {}, batch, None, 0)[0])(params)
+        updates, _ = tx.update(grads, tx.init(params), params)
+        steps[mult] = (float(jnp.abs(updates["persona_proj"]["kernel"]).max()),
+                       float(jnp.abs(updates["final_norm"]["scale"]).max()))
+    assert steps[10.0][0] == pytest.approx(10 * steps[1.0][0], rel=1e-3)
+    assert steps[10.0][1] == pytest.approx(steps[1.0][1], rel=1e-3)
