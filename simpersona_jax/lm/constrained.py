@@ -59,7 +59,7 @@ def extend(params, tok_B, pad_B, cache, write_index, *, cfg: LMConfig):
 
 @dataclasses.dataclass
 class _Row:
-    trie: dict  # token prefix (tuple) -> {next token: None}; complete sequences map to results
+    trie: dict  # token prefix (tuple) -> {next token: None}
     whole: dict  # complete token sequence -> action string
     fills: dict  # fill-prefix token sequence -> bid
     rng: np.random.Generator
@@ -104,7 +104,10 @@ class ConstrainedDecoder:
         whole, fills, trie = {}, {}, {}
         for c in cands:
             seq = self.token_ids(c.text if c.is_fill else c.text + prompt.STOP)
-            (fills.__setitem__(seq, c.fill_bid) if c.is_fill else whole.__setitem__(seq, c.text))
+            if c.is_fill:
+                fills[seq] = c.fill_bid
+            else:
+                whole[seq] = c.text
             for i in range(len(seq)):
                 trie.setdefault(seq[:i], {})[seq[i]] = None
         return _Row(trie, whole, fills, np.random.default_rng(int(seed) & 0xFFFFFFFF))
