@@ -60,7 +60,7 @@ class Compiled:
 def compile_train_step(config, task, devices) -> Compiled:
     """Lower and compile the loop's train step of (config, task) for `devices`."""
     rng = jax.random.key(int(config.seed))
-    sample = task.init_sample()
+    sample = task.shape_sample() if hasattr(task, "shape_sample") else task.init_sample()
     t0 = time.perf_counter()
     mesh, rules, batch_sh, tx, abstract, shardings = loop.build(config, task, rng, sample, devices)
     fn = step_lib.jit_train_step(step_lib.make_train_step(task, tx, rng), shardings, batch_sh, mesh)

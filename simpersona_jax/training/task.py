@@ -67,6 +67,12 @@ class OptionalTaskHooks:
         with `param_shardings`, e.g. a pretrained checkpoint read block by block per device."""
         return None
 
+    def shape_sample(self) -> Batch:
+        """A batch whose shapes and dtypes stand for the real ones (deviceless compiles): by
+        default `init_sample()`; a task whose init_sample also checks that its data can feed a
+        run overrides this to skip that check."""
+        return self.init_sample()
+
     def make_optimizer(self, optimizer_config) -> optax.GradientTransformation | None:
         """Return an optax transformation to replace the loop's default (config.optimizer)."""
         return None

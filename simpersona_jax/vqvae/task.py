@@ -180,10 +180,16 @@ class VQVAETask(OptionalTaskHooks):
 
     def init_sample(self):
         """A fixed random sample of training buyers (same on every process) for k-means++;
-        only the sampled rows are read."""
+        only the sampled rows are read. Fails first, naming every setting, when the training
+        split is too small for the config."""
+        check_data_size(self.config, len(self.source("train")), jax.process_count())
+        return self.shape_sample()
+
+    def shape_sample(self):
+        """The init sample without the data-size check (deviceless compiles size a run
+        whose data is not here)."""
         train = self.source("train")
         n = len(train)
-        check_data_size(self.config, n, jax.process_count())
         m = min(int(self.config.data.get("init_sample_size", 4096)), n)
         return _select(train.take(store.sample_positions(n, m, int(self.config.seed))))
 
