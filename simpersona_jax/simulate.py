@@ -34,7 +34,7 @@ from simpersona_jax.sim import report
 from simpersona_jax.sim.policies import lm_policy, load_lm
 from simpersona_jax.sim.population import apply_control, sample_buyers
 from simpersona_jax.sim.score import failures, real_population, sim_population, timelines
-from simpersona_jax.storefront.catalog import catalogs_from_events, read_catalogs, write_catalogs
+from simpersona_jax.storefront.catalog import catalog_dir_for, read_catalogs
 from simpersona_jax.storefront.eventlog import read_log
 from simpersona_jax.storefront.server import StorefrontServer
 from simpersona_jax.synth.types import BUYER_TYPES
@@ -126,10 +126,7 @@ def simulate(cfg, *, model=None) -> dict:
         raise ValueError(f"no arm of {tuple(cfg.arms)} can run: {skipped}")
     real_events = (pl.scan_parquet(os.path.join(events_dir, "**", "*.parquet"), hive_partitioning=True)
                    .filter(pl.col("store_id").is_in(stores)).select(COLUMNS).collect())
-    catalog_dir = os.path.join(cfg.data_dir, "catalog")
-    if not os.path.isdir(catalog_dir):  # ingested real data: the catalog comes from its events
-        catalog_dir = os.path.join(cfg.out_dir, "catalog")
-        write_catalogs(catalogs_from_events(real_events), catalog_dir)
+    catalog_dir = catalog_dir_for(cfg.data_dir, cfg.out_dir, real_events)
     catalogs = read_catalogs(catalog_dir)
     pops, fails, lines = {}, {}, {}
     browser = LoopBrowser(cfg.driver.get("contexts_per_browser", 200))  # one Chromium for all arms

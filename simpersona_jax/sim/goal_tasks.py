@@ -39,8 +39,8 @@ from simpersona_jax.features import store as buyer_store
 from simpersona_jax.replay import goals
 from simpersona_jax.rollout.driver import DriverConfig, EpisodeResult, EpisodeSpec, Policy, run
 from simpersona_jax.sim import score as sim_score
-from simpersona_jax.storefront.catalog import (UNCATEGORIZED, StoreCatalog, catalogs_from_events,
-                                               read_catalogs, write_catalogs)
+from simpersona_jax.storefront.catalog import (UNCATEGORIZED, StoreCatalog, catalog_dir_for,
+                                               read_catalogs)
 from simpersona_jax.storefront.eventlog import read_log
 from simpersona_jax.storefront.server import StorefrontServer
 
@@ -240,13 +240,10 @@ def from_config(cfg) -> dict:
         heldout = buyer_store.split_meta(os.path.join(cfg.data_dir, "buyers"), "heldout",
                                          ["store_id"])
         stores = sorted(heldout["store_id"].unique().to_list())
-    catalog_dir = cfg.catalog_dir or os.path.join(cfg.data_dir, "catalog")
-    if not os.path.isdir(catalog_dir):  # ingested real data: the catalog comes from its events
-        events = (pl.scan_parquet(os.path.join(cfg.data_dir, "events", "**", "*.parquet"),
-                                  hive_partitioning=True)
-                  .filter(pl.col("store_id").is_in(stores)).select(COLUMNS))
-        catalog_dir = os.path.join(cfg.out_dir, "catalog")
-        write_catalogs(catalogs_from_events(events), catalog_dir)
+    events = (pl.scan_parquet(os.path.join(cfg.data_dir, "events", "**", "*.parquet"),
+                              hive_partitioning=True)
+              .filter(pl.col("store_id").is_in(stores)).select(COLUMNS))  # lazy: read if needed
+    catalog_dir = cfg.catalog_dir or catalog_dir_for(cfg.data_dir, cfg.out_dir, events)
     if cfg.policy == "solver":
         from simpersona_jax.sim.goal_solver import GoalSolver
 

@@ -163,6 +163,17 @@ def catalogs_from_events(events: pl.LazyFrame | pl.DataFrame) -> dict[str, Store
             for (s,), part in frame.partition_by("store_id", as_dict=True, maintain_order=True).items()}
 
 
+def catalog_dir_for(data_dir: str, out_dir: str, events: pl.LazyFrame | pl.DataFrame) -> str:
+    """`<data_dir>/catalog` when the data root has one (synthetic stores), else the catalogs of
+    `events` (an ingested log's, which has none) written under `<out_dir>/catalog`."""
+    catalog_dir = os.path.join(data_dir, "catalog")
+    if os.path.isdir(catalog_dir):
+        return catalog_dir
+    catalog_dir = os.path.join(out_dir, "catalog")
+    write_catalogs(catalogs_from_events(events), catalog_dir)
+    return catalog_dir
+
+
 def write_catalogs(catalogs: dict[str, StoreCatalog], out_dir: str) -> None:
     """Writes `<out_dir>/store_id=<s>.parquet` per store (atomic rename)."""
     os.makedirs(out_dir, exist_ok=True)
