@@ -99,7 +99,8 @@ def main() -> None:
     ap.add_argument("--buyers", type=int, default=60, help="simulated buyers per held-out store")
     ap.add_argument("--goal_tasks", type=int, default=30, help="goal tasks per kind (0 = skip)")
     ap.add_argument("--skip_pipeline", action="store_true")
-    ap.add_argument("--data_dir", default="", help="default: <workdir>/data")
+    ap.add_argument("--data_dir", default="",
+                    help="the data root, passed as --config.data.dir (default: <workdir>/data)")
     ap.add_argument("--codes", default="", help="default: <workdir>/assign/codes.parquet")
     ap.add_argument("--agent", default="", help="default: <workdir>/agent_stage2/hf")
     ap.add_argument("--concurrency", type=int, default=16)
@@ -121,7 +122,7 @@ def main() -> None:
     for seed in [int(s) for s in args.seeds.split(",") if s]:
         sim_out = os.path.join(out, f"simulate_seed{seed}")
         wall = _run(py + ["simpersona_jax.simulate", "--config=experiments/simulate.py",
-                          f"--config.data_dir={data_dir}", f"--config.codes={codes}",
+                          f"--config.data.dir={data_dir}", f"--config.codes={codes}",
                           f"--config.lm.folder={agent}", f"--config.buyers_per_store={args.buyers}",
                           f"--config.seed={seed}", f"--config.out_dir={sim_out}",
                           f"--config.driver.concurrency={args.concurrency}"],
@@ -139,7 +140,7 @@ def main() -> None:
     if args.goal_tasks:
         goal_out = os.path.join(out, "goal_tasks")
         _run(py + ["simpersona_jax.goal_tasks", "--config=experiments/goal_tasks.py",
-                   f"--config.data_dir={data_dir}", f"--config.lm.folder={agent}",
+                   f"--config.data.dir={data_dir}", f"--config.lm.folder={agent}",
                    f"--config.n_per_kind={args.goal_tasks}", f"--config.out_dir={goal_out}"],
              os.path.join(out, "goal_tasks.log"))
         with open(os.path.join(goal_out, "goal_tasks.json")) as f:

@@ -10,9 +10,11 @@ import ml_collections
 
 def get_config():
     return ml_collections.ConfigDict(dict(
-        data_dir="data/default",  # built by simpersona_jax.features.default.ensure_default
-        catalog_dir="",  # "" = <data_dir>/catalog, else made from <data_dir>/events
-        stores=(),  # () = every held-out store of data_dir
+        # the data root: "synthetic:default" (built under data/default on first use) or a
+        # directory with buyers/ and events/ (synthesize or ingest; features/default.py)
+        data=dict(dir="synthetic:default"),
+        catalog_dir="",  # "" = <data.dir>/catalog, else made from <data.dir>/events
+        stores=(),  # () = every held-out store of data.dir
         n_per_kind=30,  # tasks of each kind, dealt round-robin over the stores
         policy="lm",  # lm (the agent, no persona token) | solver (scripted reference)
         # decoding: constrained (actions drawn from the page's; always valid) | free (sampled text)

@@ -61,10 +61,10 @@ def get_config(preset: str = "budget") -> ml_collections.ConfigDict:
             # NLL gain vs mismatched +0.005 [+0.001, +0.010] nats/step, mean init -0.002).
             c[stage].persona.init = "code_projection"
     c.simulate = _experiment("simulate")
-    c.simulate.data_dir = c.simulate.codes = c.simulate.lm.folder = FROM_MANIFEST
+    c.simulate.data.dir = c.simulate.codes = c.simulate.lm.folder = FROM_MANIFEST
     c.simulate.out_dir = FROM_MANIFEST
     c.goals = _experiment("goal_tasks")
-    c.goals.data_dir = c.goals.lm.folder = c.goals.out_dir = FROM_MANIFEST
+    c.goals.data.dir = c.goals.lm.folder = c.goals.out_dir = FROM_MANIFEST
     if preset == "budget":
         c.vqvae.num_steps = 1500
         c.vqvae.eval_every_steps = 0

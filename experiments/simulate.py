@@ -20,7 +20,9 @@ import ml_collections
 
 def get_config():
     return ml_collections.ConfigDict(dict(
-        data_dir="data/default",  # built by simpersona_jax.features.default.ensure_default
+        # the data root: "synthetic:default" (built under data/default on first use) or a
+        # directory with buyers/ and events/ (synthesize or ingest; features/default.py)
+        data=dict(dir="synthetic:default"),
         codes="",  # assign's codes.parquet; "" = no persona tokens (oracle arm only)
         stores=(),  # () = every held-out store
         buyers_per_store=30,

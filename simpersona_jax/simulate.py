@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from simpersona_jax.data.schema import COLUMNS
 from simpersona_jax.features import store as buyer_store
+from simpersona_jax.features.default import resolve_data_dir
 from simpersona_jax.metrics import fidelity
 from simpersona_jax.replay.goals import neutral_goal
 from simpersona_jax.rollout.driver import DriverConfig, EpisodeSpec, run_episodes
@@ -113,8 +114,10 @@ def simulate(cfg, *, model=None) -> dict:
     model: an already loaded LM policy (anything with `.act(requests)`); by default one is
     loaded from `cfg.lm` when `cfg.lm.folder` is set, and shared by the LM arms.
     """
-    events_dir = os.path.join(cfg.data_dir, "events")
-    real = real_buyers(cfg.data_dir, cfg.codes)
+    data_dir = resolve_data_dir(cfg.data.dir, "config.data.dir",
+                                need=("buyers/meta.parquet", "events"))
+    events_dir = os.path.join(data_dir, "events")
+    real = real_buyers(data_dir, cfg.codes)
     stores = list(cfg.stores) or sorted(real.filter(pl.col("split") == "heldout")["store_id"].unique())
     sim = sample_buyers(real, stores, cfg.buyers_per_store, cfg.seed)
     if model is None and cfg.lm.folder and set(cfg.arms) - {"oracle"}:
@@ -126,7 +129,7 @@ def simulate(cfg, *, model=None) -> dict:
         raise ValueError(f"no arm of {tuple(cfg.arms)} can run: {skipped}")
     real_events = (pl.scan_parquet(os.path.join(events_dir, "**", "*.parquet"), hive_partitioning=True)
                    .filter(pl.col("store_id").is_in(stores)).select(COLUMNS).collect())
-    catalog_dir = catalog_dir_for(cfg.data_dir, cfg.out_dir, real_events)
+    catalog_dir = catalog_dir_for(data_dir, cfg.out_dir, real_events)
     catalogs = read_catalogs(catalog_dir)
     pops, fails, lines = {}, {}, {}
     browser = LoopBrowser(cfg.driver.get("contexts_per_browser", 200))  # one Chromium for all arms

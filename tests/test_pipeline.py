@@ -92,7 +92,7 @@ def test_manifests_hand_each_stage_what_it_needs(workdir):
     assert sim["config"]["codes"] == assign["codes_path"]
     for stage in (sim, goals):
         assert stage["config"]["lm"]["folder"] == m["agent_stage2"]["outputs"]["hf"]
-        assert stage["config"]["data_dir"] == data["dir"]
+        assert stage["config"]["data"]["dir"] == data["dir"]
     assert sim["outputs"]["arms"] == ["oracle"] and os.path.exists(sim["outputs"]["html"])
     assert set(goals["outputs"]["success"]) == {"find_add", "search_buy", "browse"}
     text = open(os.path.join(workdir, "report", "report.txt")).read()

@@ -2,10 +2,10 @@
 
 A data root is a directory holding `events/` (canonical events), `buyers/` (vectors, meta,
 stats) and, for synthetic data, `stores.json` and `catalog/` (what `synthesize` or `ingest`
-writes). Configs name it with one key, `data.dir` (`data_dir` in flat configs), whose one
-default is "synthetic:default": the embedded synthetic default, built on first use under
-data/default (a few seconds) and reused afterwards. Any other value must be an existing
-directory: a mistyped path is an error, never a place to generate data.
+writes). Configs name it with one key, `data.dir`, whose one default is "synthetic:default":
+the embedded synthetic default, built on first use under data/default (a few seconds) and
+reused afterwards. Any other value must be an existing directory: a mistyped path is an error,
+never a place to generate data.
 
 A partially built default is completed, never trusted (the generator skips finished shards and
 the buyer step is redone unless its stats.json exists).

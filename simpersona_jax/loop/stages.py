@@ -198,18 +198,11 @@ def _agent_execute(cfg, stage_dir, done):
 
 # simulation, goal tasks, report ---------------------------------------------------------------
 
-def _set_data_root(cfg, root: str) -> None:
-    if "data" in cfg and "dir" in cfg.data:
-        cfg.data.dir = root
-    else:  # experiments/{simulate,goal_tasks}.py's flat key, until it is renamed data.dir
-        cfg.data_dir = root
-
-
 def _agent_run_configure(sub: str):
     """simulate / goals: the data root and the stage-2 agent (+ assign's codes for simulate)."""
     def configure(pcfg, done, stage_dir):
         cfg = _copy(pcfg[sub])
-        _set_data_root(cfg, _out(done, "data")["dir"])
+        cfg.data.dir = _out(done, "data")["dir"]
         if "codes" in cfg:
             cfg.codes = _out(done, "assign")["codes_path"]
         cfg.lm.folder = _out(done, "agent_stage2")["hf"]

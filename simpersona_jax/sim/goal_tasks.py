@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from simpersona_jax.data.schema import COLUMNS
 from simpersona_jax.features import store as buyer_store
+from simpersona_jax.features.default import resolve_data_dir
 from simpersona_jax.replay import goals
 from simpersona_jax.rollout.driver import DriverConfig, EpisodeResult, EpisodeSpec, Policy, run
 from simpersona_jax.sim import score as sim_score
@@ -236,14 +237,15 @@ def run_goal_tasks(catalog_dir: str, stores: Sequence[str], policy: Policy, n_pe
 def from_config(cfg) -> dict:
     """run_goal_tasks from an experiments/goal_tasks.py config (the CLI's work)."""
     stores = list(cfg.stores)
+    need = (() if stores else ("buyers/meta.parquet",)) + (() if cfg.catalog_dir else ("events",))
+    data_dir = resolve_data_dir(cfg.data.dir, "config.data.dir", need=need)
     if not stores:
-        heldout = buyer_store.split_meta(os.path.join(cfg.data_dir, "buyers"), "heldout",
-                                         ["store_id"])
+        heldout = buyer_store.split_meta(os.path.join(data_dir, "buyers"), "heldout", ["store_id"])
         stores = sorted(heldout["store_id"].unique().to_list())
-    events = (pl.scan_parquet(os.path.join(cfg.data_dir, "events", "**", "*.parquet"),
+    events = (pl.scan_parquet(os.path.join(data_dir, "events", "**", "*.parquet"),
                               hive_partitioning=True)
               .filter(pl.col("store_id").is_in(stores)).select(COLUMNS))  # lazy: read if needed
-    catalog_dir = cfg.catalog_dir or catalog_dir_for(cfg.data_dir, cfg.out_dir, events)
+    catalog_dir = cfg.catalog_dir or catalog_dir_for(data_dir, cfg.out_dir, events)
     if cfg.policy == "solver":
         from simpersona_jax.sim.goal_solver import GoalSolver
 

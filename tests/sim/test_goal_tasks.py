@@ -135,3 +135,29 @@ def test_solver_succeeds_and_stopping_at_once_fails(tmp_path):
         "find_add": 0.0, "search_buy": 0.0, "browse": 0.0}
     assert report["failure_reasons"]["find_add"] == {"no_add": 4}
     assert report["failure_reasons"]["browse"] == {"not_in_category": 4}
+
+
+def _experiment_config(name):
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"experiments_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def test_data_root_is_data_dir_and_needs_only_what_is_read(tmp_path):
+    cfg = _experiment_config("goal_tasks")
+    assert cfg.data.dir == "synthetic:default" and "data_dir" not in cfg
+    cfg.data.dir = str(tmp_path / "no_such_root")
+    with pytest.raises(FileNotFoundError, match=r"config.data.dir=.*no_such_root.* is not a dir"):
+        gt.from_config(cfg)
+    cfg.data.dir = str(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"lacks buyers/meta.parquet, events"):
+        gt.from_config(cfg)
+    # named stores and a catalog: the root's buyers and events are never read
+    cfg.stores, cfg.catalog_dir, cfg.policy = ("shop_a",), str(tmp_path / "catalog"), "neither"
+    with pytest.raises(ValueError, match="policy must be"):
+        gt.from_config(cfg)

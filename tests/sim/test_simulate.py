@@ -23,7 +23,7 @@ class FakeLM:
 
 def _cfg(tmp_path, data_dir, arms):
     return ml_collections.ConfigDict(dict(
-        data_dir=data_dir, codes="", stores=(), buyers_per_store=6, arms=arms,
+        data=dict(dir=data_dir), codes="", stores=(), buyers_per_store=6, arms=arms,
         lm=dict(folder="", temperature=1.0, max_new_tokens=8), n_boot=100, seed=0,
         out_dir=str(tmp_path / "sim"), server_mode="thread",
         driver=dict(concurrency=6, step_limit=30, action_timeout_s=20.0, episode_timeout_s=120.0)))
@@ -74,3 +74,15 @@ def test_arms_that_cannot_run_are_skipped_with_a_reason():
     assert "no true synthetic type" in skipped["oracle"] and "lm.folder" in skipped["none"]
     with pytest.raises(ValueError, match="arms must be a non-empty subset"):
         plan_arms(ml_collections.ConfigDict(dict(arms=("oracle", "shuffled"))), synthetic, True)
+
+
+def test_mistyped_data_root_is_an_error(tmp_path):
+    from simpersona_jax.simulate import simulate
+
+    cfg = _cfg(tmp_path, str(tmp_path / "no_such_root"), ("oracle",))
+    with pytest.raises(FileNotFoundError, match=r"config.data.dir=.*no_such_root.* is not a dir"):
+        simulate(cfg)
+    cfg.data.dir = str(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"lacks buyers/meta.parquet, events"):
+        simulate(cfg)
+    assert not (tmp_path / "sim").exists()
