@@ -47,6 +47,8 @@ setup(
         "test": [
             "pytest>=8.0",
             "pytest-timeout>=2.3",
+            "pytest-xdist>=3.5",  # one worker: a crashed interpreter loses one test (pytest.ini)
+            "pytest-rerunfailures>=14.0",
             "httpx>=0.27",
             "pandas>=2.1",
             # Reference implementations for parity tests and benchmarks (CPU build on local disk).
