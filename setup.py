@@ -49,6 +49,7 @@ setup(
             "pytest-timeout>=2.3",
             "pytest-xdist>=3.5",  # one worker: a crashed interpreter loses one test (pytest.ini)
             "pytest-rerunfailures>=14.0",
+            "ruff==0.17.6",  # the one formatter (ruff.toml); pinned so its output is stable
             "httpx>=0.27",
             "pandas>=2.1",
             # Reference implementations for parity tests and benchmarks (CPU build on local disk).

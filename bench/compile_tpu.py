@@ -27,15 +27,21 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-_CASES = flags.DEFINE_list("cases", ["lm06_v5p", "lm06_v5e", "lm14b", "vq_train", "vq_assign"], "cases to run")
-_SLICES_14B = flags.DEFINE_list("slices_14b", ["v5p:2x2x1", "v5p:2x2x2", "v5p:2x4x4"], "v5p slices, smallest first")
+_CASES = flags.DEFINE_list(
+    "cases", ["lm06_v5p", "lm06_v5e", "lm14b", "vq_train", "vq_assign"], "cases to run"
+)
+_SLICES_14B = flags.DEFINE_list(
+    "slices_14b", ["v5p:2x2x1", "v5p:2x2x2", "v5p:2x4x4"], "v5p slices, smallest first"
+)
 _REMAT_14B = flags.DEFINE_string("remat_14b", "full", "remat policy of the 14B runs")
 _HBM = 0.9
 PAPER_BUYERS = 8_370_000
 
 
 def _experiment(name):
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "experiments", f"{name}.py")
+    path = os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "experiments", f"{name}.py"
+    )
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -58,11 +64,18 @@ def _run(config, topology, model=None):
     from simpersona_jax.training import compile as compile_lib
 
     try:
-        r = sizing.check(config, compile_lib.topology_devices(topology), chips.for_topology(topology), model=model)
+        r = sizing.check(
+            config,
+            compile_lib.topology_devices(topology),
+            chips.for_topology(topology),
+            model=model,
+        )
     except Exception as e:
         if "HbmOom" not in str(e) and "RESOURCE_EXHAUSTED" not in str(e):
             raise
-        print(f"{model} on {topology}: does not compile ({str(e).splitlines()[0][:300]})", flush=True)
+        print(
+            f"{model} on {topology}: does not compile ({str(e).splitlines()[0][:300]})", flush=True
+        )
         return None
     print(sizing.report(r, _HBM), flush=True)
     return r
@@ -73,29 +86,40 @@ def compile_assign(config, devices, batch: int):
     parameters and `batch` buyers, rows sharded on 'data'."""
     import time
 
+    import flax.linen as nn
     import jax
     import jax.numpy as jnp
-    import flax.linen as nn
 
     from simpersona_jax.training import compile as compile_lib
     from simpersona_jax.vqvae import encode
     from simpersona_jax.vqvae.task import build_model
 
     model = build_model(config.model)
-    a = encode.Assigner(model, cosine=bool(config.vq.cosine), chunk=int(config.eval.chunk), devices=devices)
+    a = encode.Assigner(
+        model, cosine=bool(config.vq.cosine), chunk=int(config.eval.chunk), devices=devices
+    )
     x = jax.ShapeDtypeStruct((batch, int(config.model.input_dim)), jnp.float32, sharding=a.rows)
     params = nn.meta.unbox(jax.eval_shape(model.init, jax.random.key(0), x))["params"]
-    params = jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=a.replicated), params)
-    embed = jax.ShapeDtypeStruct((int(config.model.codebook_size), int(config.model.latent_dim)), jnp.float32,
-                                 sharding=a.replicated)
+    params = jax.tree.map(
+        lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=a.replicated), params
+    )
+    embed = jax.ShapeDtypeStruct(
+        (int(config.model.codebook_size), int(config.model.latent_dim)),
+        jnp.float32,
+        sharding=a.replicated,
+    )
     t0 = time.perf_counter()
     compiled, hlo = compile_lib.compile_with_hlo(a.lower(params, embed, x))
-    return compile_lib.Compiled(compiled, None, hlo, len(devices), devices[0].device_kind,
-                                time.perf_counter() - t0)
+    return compile_lib.Compiled(
+        compiled, None, hlo, len(devices), devices[0].device_kind, time.perf_counter() - t0
+    )
 
 
 def _target(name, value, goal, ok, fmt="{:.1f}"):
-    print(f"TARGET {name} measured={fmt.format(value)} goal={goal} {'PASS' if ok else 'MISS'}", flush=True)
+    print(
+        f"TARGET {name} measured={fmt.format(value)} goal={goal} {'PASS' if ok else 'MISS'}",
+        flush=True,
+    )
 
 
 def main(argv):
@@ -108,8 +132,14 @@ def main(argv):
         r = _run(lm_config(2, 2048, 8, "none"), "v5p:2x2x1", "qwen3-0.6b")
         if r:
             rows.append(sizing.table_row(r, "v5p:2x2x1"))
-            targets.append(("lm06_stage2_v5p_mfu", 100 * r["roofline"]["mfu"], 45,
-                            r["roofline"]["mfu"] >= 0.45 and sizing.fits(r, _HBM)))
+            targets.append(
+                (
+                    "lm06_stage2_v5p_mfu",
+                    100 * r["roofline"]["mfu"],
+                    45,
+                    r["roofline"]["mfu"] >= 0.45 and sizing.fits(r, _HBM),
+                )
+            )
     if "lm06_v5e" in cases:
         r = _run(lm_config(2, 2048, 8, "full"), "v5e:2x2", "qwen3-0.6b")
         headroom = 100 * (1 - r["memory"]["peak"] / r["chip"].hbm_bytes) if r else 0.0
@@ -126,14 +156,25 @@ def main(argv):
         if fitted:
             topo, r2 = fitted
             rows.append(sizing.table_row(r2, topo))
-            targets.append(("lm14b_stage2_mfu", 100 * r2["roofline"]["mfu"], 55, r2["roofline"]["mfu"] >= 0.55))
+            targets.append(
+                ("lm14b_stage2_mfu", 100 * r2["roofline"]["mfu"], 55, r2["roofline"]["mfu"] >= 0.55)
+            )
             r1 = _run(lm_config(1, 4096, 8, _REMAT_14B.value), topo, "qwen3-14b")
             rows.append(sizing.table_row(r1, topo))
             temp = r1["memory"]["temp"] / r2["memory"]["temp"]
             fl = r1["cost"].flops / r2["cost"].flops
-            print(f"14B stage 1 / stage 2 on {topo}: temp {temp:.2f}x, FLOPs {fl:.2f}x, arguments "
-                  f"{r1['memory']['argument'] / r2['memory']['argument']:.2f}x")
-            targets.append(("lm14b_stage1_below_stage2", max(temp, fl), "<1", temp < 0.9 and fl < 0.9,))
+            print(
+                f"14B stage 1 / stage 2 on {topo}: temp {temp:.2f}x, FLOPs {fl:.2f}x, arguments "
+                f"{r1['memory']['argument'] / r2['memory']['argument']:.2f}x"
+            )
+            targets.append(
+                (
+                    "lm14b_stage1_below_stage2",
+                    max(temp, fl),
+                    "<1",
+                    temp < 0.9 and fl < 0.9,
+                )
+            )
         else:
             targets.append(("lm14b_stage2_mfu", 0.0, 55, False))
     if "vq_train" in cases:
@@ -142,8 +183,14 @@ def main(argv):
         r = _run(c, "v5e:2x2")
         if r:
             rows.append(sizing.table_row(r, "v5e:2x2"))
-        targets.append(("vqvae_train_b65536_v5e_peak_gb", r["memory"]["peak"] / 1e9 if r else 0.0,
-                        "<=90% HBM", bool(r) and sizing.fits(r, _HBM)))
+        targets.append(
+            (
+                "vqvae_train_b65536_v5e_peak_gb",
+                r["memory"]["peak"] / 1e9 if r else 0.0,
+                "<=90% HBM",
+                bool(r) and sizing.fits(r, _HBM),
+            )
+        )
     if "vq_assign" in cases:
         from simpersona_jax.training import chips
         from simpersona_jax.training import compile as compile_lib
@@ -151,14 +198,21 @@ def main(argv):
         devices = compile_lib.topology_devices("v5e:2x2")
         batch = 65536
         a = compile_assign(_experiment("vqvae"), devices, batch)
-        rf = compile_lib.roofline(compile_lib.cost(a), chips.for_topology("v5e:2x2"), 0.0, len(devices))
+        rf = compile_lib.roofline(
+            compile_lib.cost(a), chips.for_topology("v5e:2x2"), 0.0, len(devices)
+        )
         seconds = rf["step_s"] * -(-PAPER_BUYERS // batch)
-        print(f"VQ-VAE assignment, batch {batch} on v5e:2x2: per-chip peak {compile_lib.memory(a)['peak'] / 1e6:.1f} MB, "
-              f"outputs {a.compiled.output_shardings}, step {rf['step_s'] * 1e6:.1f} us ({rf['bound']}-bound) "
-              f"-> {seconds:.3f}s for {PAPER_BUYERS:,} buyers", flush=True)
+        print(
+            f"VQ-VAE assignment, batch {batch} on v5e:2x2: per-chip peak {compile_lib.memory(a)['peak'] / 1e6:.1f} MB, "
+            f"outputs {a.compiled.output_shardings}, step {rf['step_s'] * 1e6:.1f} us ({rf['bound']}-bound) "
+            f"-> {seconds:.3f}s for {PAPER_BUYERS:,} buyers",
+            flush=True,
+        )
         targets.append(("vqvae_assign_8m_v5e_s", seconds, 0.1, seconds < 0.1, "{:.3f}"))
-    print("\n| model | stage | topology | per-chip GB | FLOPs/step | collectives (count) | predicted step | "
-          "predicted MFU |\n|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| model | stage | topology | per-chip GB | FLOPs/step | collectives (count) | predicted step | "
+        "predicted MFU |\n|---|---|---|---|---|---|---|---|"
+    )
     print("\n".join(rows))
     for t in targets:
         _target(*t)

@@ -37,8 +37,15 @@ def make_csv(workdir: str, buyers_per_store: int, num_stores: int) -> tuple[str,
     from simpersona_jax.synth.generate import default_config, generate
 
     cfg = default_config()
-    cfg.update(dict(num_stores=num_stores, buyers_per_store=buyers_per_store, products_per_store=500,
-                    buyers_per_shard=20_000, workers=2))
+    cfg.update(
+        dict(
+            num_stores=num_stores,
+            buyers_per_store=buyers_per_store,
+            products_per_store=500,
+            buyers_per_shard=20_000,
+            workers=2,
+        )
+    )
     gen = os.path.join(workdir, "gen")
     generate(cfg, gen)
     csv = os.path.join(workdir, "events.csv")
@@ -54,8 +61,9 @@ def ours(csv: str, out: str) -> int:
     from simpersona_jax.features.build import build_buyers
 
     ingest([csv], out, rows_per_partition=ROWS_PER_PARTITION)
-    return build_buyers(os.path.join(out, "events"), os.path.join(out, "buyers"),
-                        rows_per_unit=ROWS_PER_PARTITION)["buyers"]
+    return build_buyers(
+        os.path.join(out, "events"), os.path.join(out, "buyers"), rows_per_unit=ROWS_PER_PARTITION
+    )["buyers"]
 
 
 def pandas_reference(csv: str, out: str) -> int:
@@ -70,15 +78,29 @@ def pandas_reference(csv: str, out: str) -> int:
     key = ["store_id", "buyer_id"]
     g = df.groupby(key, sort=True)
     et = df["event_type"]
-    for t in ("product_viewed", "search_submitted", "collection_viewed", "product_added_to_cart",
-              "product_removed_from_cart", "checkout_started", "checkout_completed"):
+    for t in (
+        "product_viewed",
+        "search_submitted",
+        "collection_viewed",
+        "product_added_to_cart",
+        "product_removed_from_cart",
+        "checkout_started",
+        "checkout_completed",
+    ):
         df["is_" + t] = (et == t).astype(float)
     sums = g[[c for c in df.columns if c.startswith("is_")]].sum()
-    sess = df.groupby(key + ["session_id"]).agg(start=("event_time", "min"), end=("event_time", "max"),
-                                                ordered=("is_checkout_completed", "max"))
+    sess = df.groupby(key + ["session_id"]).agg(
+        start=("event_time", "min"),
+        end=("event_time", "max"),
+        ordered=("is_checkout_completed", "max"),
+    )
     sess["dur"] = (sess["end"] - sess["start"]).dt.total_seconds()
-    ps = sess.groupby(level=[0, 1]).agg(n_sessions=("dur", "size"), mean_dur=("dur", "mean"),
-                                        sum_dur=("dur", "sum"), orders=("ordered", "sum"))
+    ps = sess.groupby(level=[0, 1]).agg(
+        n_sessions=("dur", "size"),
+        mean_dur=("dur", "mean"),
+        sum_dur=("dur", "sum"),
+        orders=("ordered", "sum"),
+    )
     n_events = g.size()
     views = df[et == "product_viewed"]
     distinct_viewed = views.groupby(key)["product_id"].nunique()
@@ -97,11 +119,15 @@ def pandas_reference(csv: str, out: str) -> int:
     f["log_distinct_products"] = np.log1p(g["product_id"].nunique())
     f["log_distinct_categories"] = np.log1p(g["category"].nunique())
     nv = sums["is_product_viewed"]
-    f["revisit_rate"] = np.where(nv > 0, (nv - distinct_viewed.reindex(f.index, fill_value=0)) / nv.clip(lower=1), 0)
+    f["revisit_rate"] = np.where(
+        nv > 0, (nv - distinct_viewed.reindex(f.index, fill_value=0)) / nv.clip(lower=1), 0
+    )
     f["search_rate"] = sums["is_search_submitted"] / n_events
     f["browse_rate"] = sums["is_collection_viewed"] / n_events
     f["atc_per_view"] = sums["is_product_added_to_cart"] / nv.clip(lower=1)
-    f["removals_per_add"] = sums["is_product_removed_from_cart"] / sums["is_product_added_to_cart"].clip(lower=1)
+    f["removals_per_add"] = sums["is_product_removed_from_cart"] / sums[
+        "is_product_added_to_cart"
+    ].clip(lower=1)
     f["checkouts_per_session"] = sums["is_checkout_started"] / ps["n_sessions"]
     f["purchases_per_session"] = ps["orders"] / ps["n_sessions"]
     store_med = np.log(med.reindex(f.index.get_level_values(0)).to_numpy())
@@ -109,21 +135,34 @@ def pandas_reference(csv: str, out: str) -> int:
     x = np.zeros((len(f), 403), np.float32)
     x[:, :16] = f.to_numpy(np.float32)
     slot_frames = [
-        views.groupby(key + ["product_id"]).agg(n=("event_time", "size"), t=("event_time", "max"),
-                                                category=("category", "last"), brand=("brand", "last"),
-                                                title=("title", "last"), price=("price", "last"))
-        .reset_index().sort_values(["n", "t"]).groupby(key).last(),
+        views.groupby(key + ["product_id"])
+        .agg(
+            n=("event_time", "size"),
+            t=("event_time", "max"),
+            category=("category", "last"),
+            brand=("brand", "last"),
+            title=("title", "last"),
+            price=("price", "last"),
+        )
+        .reset_index()
+        .sort_values(["n", "t"])
+        .groupby(key)
+        .last(),
         df[et == "product_added_to_cart"].groupby(key).last(),
         df[et == "checkout_completed"].groupby(key).last(),
     ]
     for k, s in enumerate(slot_frames):
         s = s.reindex(f.index)
         present = s["product_id"].notna().to_numpy()
-        vals = [[None if pd.isna(v) else v for v in s[c].tolist()]
-                for c in ("category", "brand", "title", "price")]
-        x[:, 16 + 128 * k:16 + 128 * (k + 1)] = embed.embed_products(*vals) * present[:, None]
+        vals = [
+            [None if pd.isna(v) else v for v in s[c].tolist()]
+            for c in ("category", "brand", "title", "price")
+        ]
+        x[:, 16 + 128 * k : 16 + 128 * (k + 1)] = embed.embed_products(*vals) * present[:, None]
         x[:, 400 + k] = present
-    x[:, :16] = (x[:, :16] - x[:, :16].mean(0)) / np.where(x[:, :16].std(0) > 0, x[:, :16].std(0), 1)
+    x[:, :16] = (x[:, :16] - x[:, :16].mean(0)) / np.where(
+        x[:, :16].std(0) > 0, x[:, :16].std(0), 1
+    )
     os.makedirs(out, exist_ok=True)
     np.save(os.path.join(out, "x.npy"), x)
     return len(f)
@@ -154,14 +193,26 @@ def child(kind: str, csv: str, out: str) -> None:
     buyers = (ours if kind == RUN_OURS else pandas_reference)(csv, out)
     seconds = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"seconds": seconds, "buyers": buyers, "peak_rss": usage.ru_maxrss * 1024,
-                      "cpu_seconds": time.process_time() - cpu_start}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "buyers": buyers,
+                "peak_rss": usage.ru_maxrss * 1024,
+                "cpu_seconds": time.process_time() - cpu_start,
+            }
+        )
+    )
 
 
 def run_child(kind: str, csv: str, workdir: str) -> dict:
     out = tempfile.mkdtemp(dir=workdir)
-    res = subprocess.run([sys.executable, __file__, "--child", kind, csv, out],
-                         capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        [sys.executable, __file__, "--child", kind, csv, out],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     shutil.rmtree(out)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -183,8 +234,9 @@ def main():
         if diff > 1e-4:
             raise SystemExit("the two implementations disagree; timings would be meaningless")
         for buyers_per_store, stores in sizes:
-            csv, n_events = make_csv(os.path.join(workdir, f"s{buyers_per_store}"), buyers_per_store,
-                                     stores)
+            csv, n_events = make_csv(
+                os.path.join(workdir, f"s{buyers_per_store}"), buyers_per_store, stores
+            )
             runs = {RUN_OURS: [], RUN_PANDAS: []}
             for _ in range(args.repeats):
                 for kind in (RUN_OURS, RUN_PANDAS):  # alternate
@@ -192,18 +244,26 @@ def main():
             row = {}
             for kind, rs in runs.items():
                 sec = statistics.median(r["seconds"] for r in rs)
-                row[kind] = dict(seconds=sec, events_per_s=n_events / sec,
-                                 buyers_per_s=rs[0]["buyers"] / sec,
-                                 peak_rss_mb=max(r["peak_rss"] for r in rs) / 2**20, buyers=rs[0]["buyers"],
-                                 cpu_seconds=statistics.median(r["cpu_seconds"] for r in rs))
+                row[kind] = dict(
+                    seconds=sec,
+                    events_per_s=n_events / sec,
+                    buyers_per_s=rs[0]["buyers"] / sec,
+                    peak_rss_mb=max(r["peak_rss"] for r in rs) / 2**20,
+                    buyers=rs[0]["buyers"],
+                    cpu_seconds=statistics.median(r["cpu_seconds"] for r in rs),
+                )
             results[n_events] = row
             for kind, r in row.items():
-                print(f"{n_events:>10,} events {kind:>6}: {r['seconds']:7.2f} s  "
-                      f"{r['events_per_s']:>12,.0f} events/s  {r['buyers_per_s']:>10,.0f} buyers/s  "
-                      f"peak RSS {r['peak_rss_mb']:7.0f} MB  cpu {r['cpu_seconds']:6.1f} s  "
-                      f"({r['buyers']:,} buyers)")
-            print(f"{'':>10} speed-up vs pandas: {row[RUN_OURS]['events_per_s'] / row[RUN_PANDAS]['events_per_s']:.2f}x",
-                  flush=True)
+                print(
+                    f"{n_events:>10,} events {kind:>6}: {r['seconds']:7.2f} s  "
+                    f"{r['events_per_s']:>12,.0f} events/s  {r['buyers_per_s']:>10,.0f} buyers/s  "
+                    f"peak RSS {r['peak_rss_mb']:7.0f} MB  cpu {r['cpu_seconds']:6.1f} s  "
+                    f"({r['buyers']:,} buyers)"
+                )
+            print(
+                f"{'':>10} speed-up vs pandas: {row[RUN_OURS]['events_per_s'] / row[RUN_PANDAS]['events_per_s']:.2f}x",
+                flush=True,
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     small, large = sorted(results)
@@ -214,11 +274,20 @@ def main():
     def target(name, measured, goal, ok):
         print(f"TARGET {name} measured={measured} goal={goal} {'PASS' if ok else 'MISS'}")
 
-    target("etl_events_per_s", f"{ours_l['events_per_s']:.0f}", "1000000", ours_l["events_per_s"] >= 1e6)
+    target(
+        "etl_events_per_s",
+        f"{ours_l['events_per_s']:.0f}",
+        "1000000",
+        ours_l["events_per_s"] >= 1e6,
+    )
     speedup = ours_l["events_per_s"] / pandas_l["events_per_s"]
     target("etl_speedup_vs_pandas", f"{speedup:.2f}", "5.0", speedup >= 5.0)
-    target("etl_rss_growth", f"{rss_growth:.2f}x_for_{size_growth:.1f}x_input", "flat(<1.5x)",
-           rss_growth < 1.5)
+    target(
+        "etl_rss_growth",
+        f"{rss_growth:.2f}x_for_{size_growth:.1f}x_input",
+        "flat(<1.5x)",
+        rss_growth < 1.5,
+    )
 
 
 if __name__ == "__main__":

@@ -69,8 +69,10 @@ def seed_targets(rep: dict) -> dict[str, tuple[float, bool]]:
     if mm:
         w, _, whi = _fig(mm, "stratified_ara")
         out["ara_vs_mismatched"] = (100 * (v - w), v - w >= 0.08 and lo > whi)
-        out["code_alignment"] = (100 * (m["code_alignment"]["value"] - mm["code_alignment"]["value"]),
-                                 m["code_alignment"]["value"] - mm["code_alignment"]["value"] >= 0.10)
+        out["code_alignment"] = (
+            100 * (m["code_alignment"]["value"] - mm["code_alignment"]["value"]),
+            m["code_alignment"]["value"] - mm["code_alignment"]["value"] >= 0.10,
+        )
     if orc:
         o = orc["stratified_ara"]["value"]
         out["ara_vs_oracle"] = (100 * (o - v), o - v <= 0.03)
@@ -80,27 +82,43 @@ def seed_targets(rep: dict) -> dict[str, tuple[float, bool]]:
     n = len(rep["stores"])
     out["cr_stores"] = (m["stores_not_significant"], m["stores_not_significant"] >= min(5, n - 1))
     fail = rep["failures"]["matched"]
-    out["unparseable"] = (100 * fail["unparseable_action_rate"], fail["unparseable_action_rate"] == 0)
+    out["unparseable"] = (
+        100 * fail["unparseable_action_rate"],
+        fail["unparseable_action_rate"] == 0,
+    )
     out["crash_rate"] = (100 * fail["crash_rate"], fail["crash_rate"] <= 0.01)
     d = m["cohens_d_atc"]["value"]
     out["cohens_d_atc"] = (float("nan") if d is None else d, d is not None and d >= 1.5)
     return out
 
 
-GOALS = {"ara_vs_constant": ">=5pts,CIs apart", "ara_vs_mismatched": ">=8pts,CIs apart",
-         "ara_vs_oracle": "<=3pts", "code_alignment": ">=10pts", "cr_stores": ">=5of6",
-         "cr_vs_oracle": "<=5pts", "unparseable": "0%", "crash_rate": "<=1%", "cohens_d_atc": ">=1.5"}
+GOALS = {
+    "ara_vs_constant": ">=5pts,CIs apart",
+    "ara_vs_mismatched": ">=8pts,CIs apart",
+    "ara_vs_oracle": "<=3pts",
+    "code_alignment": ">=10pts",
+    "cr_stores": ">=5of6",
+    "cr_vs_oracle": "<=5pts",
+    "unparseable": "0%",
+    "crash_rate": "<=1%",
+    "cohens_d_atc": ">=1.5",
+}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--workdir", default="runs/simpersona")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--buyers", type=int, default=60, help="simulated buyers per held-out store")
     ap.add_argument("--goal_tasks", type=int, default=30, help="goal tasks per kind (0 = skip)")
     ap.add_argument("--skip_pipeline", action="store_true")
-    ap.add_argument("--data_dir", default="",
-                    help="the data root, passed as --config.data.dir (default: <workdir>/data)")
+    ap.add_argument(
+        "--data_dir",
+        default="",
+        help="the data root, passed as --config.data.dir (default: <workdir>/data)",
+    )
     ap.add_argument("--codes", default="", help="default: <workdir>/assign/codes.parquet")
     ap.add_argument("--agent", default="", help="default: <workdir>/agent_stage2/hf")
     ap.add_argument("--concurrency", type=int, default=16)
@@ -111,8 +129,11 @@ def main() -> None:
     py = [sys.executable, "-m"]
     lines = []
     if not args.skip_pipeline:
-        wall = _run(py + ["simpersona_jax.pipeline", "--config=experiments/simpersona.py",
-                          f"--workdir={w}"], os.path.join(out, "pipeline.log"))
+        wall = _run(
+            py
+            + ["simpersona_jax.pipeline", "--config=experiments/simpersona.py", f"--workdir={w}"],
+            os.path.join(out, "pipeline.log"),
+        )
         print(f"pipeline: {wall / 60:.1f} min wall (current stages skipped)", flush=True)
         lines.append(_target("pipeline_wall_min", [wall / 60], [wall <= 45 * 60], "<=45"))
     data_dir = args.data_dir or os.path.join(w, "data")
@@ -121,12 +142,21 @@ def main() -> None:
     per_seed = []
     for seed in [int(s) for s in args.seeds.split(",") if s]:
         sim_out = os.path.join(out, f"simulate_seed{seed}")
-        wall = _run(py + ["simpersona_jax.simulate", "--config=experiments/simulate.py",
-                          f"--config.data.dir={data_dir}", f"--config.codes={codes}",
-                          f"--config.lm.folder={agent}", f"--config.buyers_per_store={args.buyers}",
-                          f"--config.seed={seed}", f"--config.out_dir={sim_out}",
-                          f"--config.driver.concurrency={args.concurrency}"],
-                    os.path.join(out, f"simulate_seed{seed}.log"))
+        wall = _run(
+            py
+            + [
+                "simpersona_jax.simulate",
+                "--config=experiments/simulate.py",
+                f"--config.data.dir={data_dir}",
+                f"--config.codes={codes}",
+                f"--config.lm.folder={agent}",
+                f"--config.buyers_per_store={args.buyers}",
+                f"--config.seed={seed}",
+                f"--config.out_dir={sim_out}",
+                f"--config.driver.concurrency={args.concurrency}",
+            ],
+            os.path.join(out, f"simulate_seed{seed}.log"),
+        )
         with open(os.path.join(sim_out, "report.json")) as f:
             rep = json.load(f)
         from simpersona_jax.sim import report as sim_report
@@ -139,15 +169,25 @@ def main() -> None:
             lines.append(_target(name, [v for v, _ in got], [ok for _, ok in got], goal))
     if args.goal_tasks:
         goal_out = os.path.join(out, "goal_tasks")
-        _run(py + ["simpersona_jax.goal_tasks", "--config=experiments/goal_tasks.py",
-                   f"--config.data.dir={data_dir}", f"--config.lm.folder={agent}",
-                   f"--config.n_per_kind={args.goal_tasks}", f"--config.out_dir={goal_out}"],
-             os.path.join(out, "goal_tasks.log"))
+        _run(
+            py
+            + [
+                "simpersona_jax.goal_tasks",
+                "--config=experiments/goal_tasks.py",
+                f"--config.data.dir={data_dir}",
+                f"--config.lm.folder={agent}",
+                f"--config.n_per_kind={args.goal_tasks}",
+                f"--config.out_dir={goal_out}",
+            ],
+            os.path.join(out, "goal_tasks.log"),
+        )
         with open(os.path.join(goal_out, "goal_tasks.json")) as f:
             goals = json.load(f)
         for kind, need in GOAL_TARGETS.items():
             rate = goals["success"][kind]["rate"] or 0.0
-            lines.append(_target(f"goal_{kind}", [100 * rate], [rate >= need], f">={100 * need:.0f}%"))
+            lines.append(
+                _target(f"goal_{kind}", [100 * rate], [rate >= need], f">={100 * need:.0f}%")
+            )
     print("\n".join(lines))
 
 

@@ -58,7 +58,9 @@ def chromium_uss_mb() -> float:
 async def trivial_policy(turns):
     out = []
     for t in turns:
-        links = [e.bid for e in t.observation.elements if e.role == "link" and e.href.startswith("/")]
+        links = [
+            e.bid for e in t.observation.elements if e.role == "link" and e.href.startswith("/")
+        ]
         seed = zlib.crc32(f"{t.spec.session_id}/{t.step}".encode())
         out.append(f'click("{random.Random(seed).choice(links)}")')
     return out
@@ -105,18 +107,26 @@ class ResourceProbe:
 
 
 async def run_driver(pool, server, concurrency, episodes, steps, tag):
-    specs = [EpisodeSpec(server.store_url("shop_a"), "shop_a", f"bench-{tag}-{i}", f"bench-{tag}-{i}")
-             for i in range(episodes)]
-    cfg = DriverConfig(concurrency=concurrency, step_limit=steps, action_timeout_s=60,
-                       episode_timeout_s=900)
+    specs = [
+        EpisodeSpec(server.store_url("shop_a"), "shop_a", f"bench-{tag}-{i}", f"bench-{tag}-{i}")
+        for i in range(episodes)
+    ]
+    cfg = DriverConfig(
+        concurrency=concurrency, step_limit=steps, action_timeout_s=60, episode_timeout_s=900
+    )
     t0 = time.perf_counter()
     with ResourceProbe() as probe:
         results = await run_episodes(specs, trivial_policy, cfg, pool=pool)
     wall = time.perf_counter() - t0
     lat = [s.latency_s for r in results for s in r.steps]
     crashes = sum(r.outcome == "crashed" for r in results)
-    return dict(steps_per_s=len(lat) / wall, lat=lat, crashes=crashes, peak_mb=probe.peak,
-                cpu_ms_per_step=1000 * probe.cpu_s / max(1, len(lat)))
+    return dict(
+        steps_per_s=len(lat) / wall,
+        lat=lat,
+        crashes=crashes,
+        peak_mb=probe.peak,
+        cpu_ms_per_step=1000 * probe.cpu_s / max(1, len(lat)),
+    )
 
 
 async def run_reference(pool, server, concurrency, episodes, steps):
@@ -132,7 +142,9 @@ async def run_reference(pool, server, concurrency, episodes, steps):
             await page.goto(server.store_url("shop_a"), wait_until="domcontentloaded")
             obs = await observe(page)
             for step in range(steps):
-                links = [e.href for e in obs.elements if e.role == "link" and e.href.startswith("/")]
+                links = [
+                    e.href for e in obs.elements if e.role == "link" and e.href.startswith("/")
+                ]
                 href = random.Random(hash((i, step))).choice(links)
                 await page.goto(server.origin + href, wait_until="domcontentloaded")
                 obs = await observe(page)
@@ -155,11 +167,15 @@ async def main(args):
     root = tempfile.mkdtemp(prefix="bench_rollout_")
     write_catalogs(catalogs_from_events(tiny_events(n_products=200)), os.path.join(root, "catalog"))
     pool = await BrowserPool(extra_args=tuple(a for a in args.chromium_args.split() if a)).start()
-    print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f} "
-          f"chromium={pool._executable or 'playwright'}", flush=True)
+    print(
+        f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f} "
+        f"chromium={pool._executable or 'playwright'}",
+        flush=True,
+    )
     at32 = None
-    with StorefrontServer(os.path.join(root, "catalog"), os.path.join(root, "events"),
-                          mode="process") as server:
+    with StorefrontServer(
+        os.path.join(root, "catalog"), os.path.join(root, "events"), mode="process"
+    ) as server:
         await run_reference(pool, server, 2, 2, 2)  # warm up the browser and server
         base_mb = chromium_uss_mb()
         for c in levels:
@@ -176,11 +192,14 @@ async def main(args):
             mem = (max(d["peak_mb"] for d in drv) - base_mb) / c
             cpu = statistics.median(d["cpu_ms_per_step"] for d in drv)
             p50, p95 = pct(lat, 0.5) * 1000, pct(lat, 0.95) * 1000
-            print(f"concurrency={c:3d} steps/s={sps:6.1f} p50={p50:6.0f}ms p95={p95:6.0f}ms "
-                  f"ratio_vs_bare_playwright={sps / ref_sps:.2f} crashes={crashes} "
-                  f"mem_per_context={mem:5.1f}MB cpu_per_step={cpu:5.1f}ms "
-                  f"(=> {1000 * os.cpu_count() / cpu:5.1f} steps/s if the cores were ours) "
-                  f"load={os.getloadavg()[0]:.1f}", flush=True)
+            print(
+                f"concurrency={c:3d} steps/s={sps:6.1f} p50={p50:6.0f}ms p95={p95:6.0f}ms "
+                f"ratio_vs_bare_playwright={sps / ref_sps:.2f} crashes={crashes} "
+                f"mem_per_context={mem:5.1f}MB cpu_per_step={cpu:5.1f}ms "
+                f"(=> {1000 * os.cpu_count() / cpu:5.1f} steps/s if the cores were ours) "
+                f"load={os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
             if c == 32:
                 at32 = (sps, crashes)
     await pool.close()
@@ -189,8 +208,10 @@ async def main(args):
         return
     sps, crashes = at32
     ok = sps >= GOAL and crashes == 0
-    print(f"TARGET rollout_steps_per_s_at_32 measured={sps:.1f} goal={GOAL:.0f} "
-          f"{'PASS' if ok else 'MISS'}")
+    print(
+        f"TARGET rollout_steps_per_s_at_32 measured={sps:.1f} goal={GOAL:.0f} "
+        f"{'PASS' if ok else 'MISS'}"
+    )
 
 
 if __name__ == "__main__":
@@ -198,5 +219,7 @@ if __name__ == "__main__":
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--steps", type=int, default=8, help="steps per episode")
     parser.add_argument("--chromium_args", default="", help="extra Chromium flags")
-    parser.add_argument("--levels", default="1,8,32,64", help="concurrency levels (the target is at 32)")
+    parser.add_argument(
+        "--levels", default="1,8,32,64", help="concurrency levels (the target is at 32)"
+    )
     asyncio.run(main(parser.parse_args()))

@@ -27,7 +27,6 @@ import contextlib
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 import psutil
@@ -56,8 +55,9 @@ def cwd(path: str | None):
 
 def start(catalog_dir: str, log_dir: str, root: str | None, interval: float) -> StorefrontServer:
     with cwd(root):
-        return StorefrontServer(catalog_dir, log_dir, mode="process",
-                                flush_interval_s=interval).start(timeout_s=120)
+        return StorefrontServer(
+            catalog_dir, log_dir, mode="process", flush_interval_s=interval
+        ).start(timeout_s=120)
 
 
 def load_run(catalog_dir: str, root: str | None, n: int) -> dict:
@@ -67,19 +67,26 @@ def load_run(catalog_dir: str, root: str | None, n: int) -> dict:
         me = psutil.Process()
         cpu0, my0 = sum(proc.cpu_times()[:2]), sum(me.cpu_times()[:2])
         try:
-            report = asyncio.run(run_load(server.origin, "shop_a", SHOP_A_PRODUCTS, n,
-                                          concurrency=n))
+            report = asyncio.run(
+                run_load(server.origin, "shop_a", SHOP_A_PRODUCTS, n, concurrency=n)
+            )
             cpu = sum(proc.cpu_times()[:2]) - cpu0
             client_cpu = sum(me.cpu_times()[:2]) - my0
         finally:
             server.stop()
         check = report.check(read_log(log_dir))
     lat = np.array(report.latencies_s) * 1000
-    return dict(sessions_per_s=report.sessions_per_s, rps=len(lat) / report.wall_s,
-                p50=float(np.percentile(lat, 50)), p95=float(np.percentile(lat, 95)),
-                cpu_ms=1000 * cpu / len(lat), client_cpu_ms=1000 * client_cpu / len(lat),
-                done=report.sessions_done,
-                bad=check["missing"] + check["duplicated"], check=check)
+    return dict(
+        sessions_per_s=report.sessions_per_s,
+        rps=len(lat) / report.wall_s,
+        p50=float(np.percentile(lat, 50)),
+        p95=float(np.percentile(lat, 95)),
+        cpu_ms=1000 * cpu / len(lat),
+        client_cpu_ms=1000 * client_cpu / len(lat),
+        done=report.sessions_done,
+        bad=check["missing"] + check["duplicated"],
+        check=check,
+    )
 
 
 def kill_run(catalog_dir: str, root: str | None, interval: float, kill) -> dict:
@@ -92,8 +99,13 @@ def kill_run(catalog_dir: str, root: str | None, interval: float, kill) -> dict:
         log = read_log(log_dir)
         old = report.check(log, answered_before=t_kill - interval)
         every = report.check(log)
-    return dict(lost=old["missing"], expected=old["expected"], lost_any=every["missing"],
-                answered=every["expected"], duplicated=every["duplicated"])
+    return dict(
+        lost=old["missing"],
+        expected=old["expected"],
+        lost_any=every["missing"],
+        answered=every["expected"],
+        duplicated=every["duplicated"],
+    )
 
 
 def main() -> None:
@@ -110,24 +122,36 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as catalog_dir:
         write_catalogs(catalogs_from_events(tiny_events()), catalog_dir)
         r = load_run(catalog_dir, root, n)
-        print(f"load: {r['done']}/{n} sessions, {r['sessions_per_s']:.1f} sessions/s, "
-              f"{r['rps']:.0f} requests/s, latency p50 {r['p50']:.0f} ms p95 {r['p95']:.0f} ms, "
-              f"CPU per request: server {r['cpu_ms']:.2f} ms, client {r['client_cpu_ms']:.2f} ms; "
-              f"log check {r['check']}", flush=True)
+        print(
+            f"load: {r['done']}/{n} sessions, {r['sessions_per_s']:.1f} sessions/s, "
+            f"{r['rps']:.0f} requests/s, latency p50 {r['p50']:.0f} ms p95 {r['p95']:.0f} ms, "
+            f"CPU per request: server {r['cpu_ms']:.2f} ms, client {r['client_cpu_ms']:.2f} ms; "
+            f"log check {r['check']}",
+            flush=True,
+        )
         worst = 0
         for k in range(kills):
             kill = (kill_under_load, kill_after_burst)[k % 2]
             kr = kill_run(catalog_dir, root, args.flush_interval_s, kill)
             worst = max(worst, kr["lost"])
-            print(f"kill {k} ({kill.__name__}): lost {kr['lost']} of {kr['expected']} events "
-                  f"answered >= {args.flush_interval_s}s before the kill; {kr['lost_any']} of all "
-                  f"{kr['answered']} answered; duplicated {kr['duplicated']}", flush=True)
-    print(f"TARGET storefront_events_lost_per_kill measured={worst} goal=0 "
-          f"{'PASS' if worst == 0 else 'MISS'}")
-    print(f"TARGET storefront_load_exactly_once measured={r['bad']} goal=0 "
-          f"{'PASS' if r['bad'] == 0 and r['done'] == n else 'MISS'}")
-    print(f"TARGET storefront_requests_per_s measured={r['rps']:.1f} goal={GOAL_RPS:.0f} "
-          f"{'PASS' if r['rps'] >= GOAL_RPS else 'MISS'}")
+            print(
+                f"kill {k} ({kill.__name__}): lost {kr['lost']} of {kr['expected']} events "
+                f"answered >= {args.flush_interval_s}s before the kill; {kr['lost_any']} of all "
+                f"{kr['answered']} answered; duplicated {kr['duplicated']}",
+                flush=True,
+            )
+    print(
+        f"TARGET storefront_events_lost_per_kill measured={worst} goal=0 "
+        f"{'PASS' if worst == 0 else 'MISS'}"
+    )
+    print(
+        f"TARGET storefront_load_exactly_once measured={r['bad']} goal=0 "
+        f"{'PASS' if r['bad'] == 0 and r['done'] == n else 'MISS'}"
+    )
+    print(
+        f"TARGET storefront_requests_per_s measured={r['rps']:.1f} goal={GOAL_RPS:.0f} "
+        f"{'PASS' if r['rps'] >= GOAL_RPS else 'MISS'}"
+    )
 
 
 if __name__ == "__main__":

@@ -84,7 +84,10 @@ class JaxImpl:
 
     def __init__(self, batch, data):
         import jax
-        from simpersona_jax.training import loop, state as state_lib, step as step_lib
+
+        from simpersona_jax.training import loop
+        from simpersona_jax.training import state as state_lib
+        from simpersona_jax.training import step as step_lib
         from simpersona_jax.vqvae.task import VQVAETask
 
         self.jax, self.loop = jax, loop
@@ -99,7 +102,9 @@ class JaxImpl:
         )
         self.batch = batch
         # Host batches as the training loop receives them: from the task's own loader.
-        loader = self.task.make_loader(global_batch_size=batch, seed=0, shard_index=0, shard_count=1)
+        loader = self.task.make_loader(
+            global_batch_size=batch, seed=0, shard_index=0, shard_count=1
+        )
         self.batches = [next(loader) for _ in range(4)]
         self.assign_fn = self.task.assign_fn
         self.chunk = int(cfg.eval.chunk)
@@ -312,6 +317,7 @@ def main(argv):
 def _paper_scale_assignment():
     """Streams 8.37M random buyers through the JAX assignment in batches of 8192, end to end."""
     import numpy as np
+
     from simpersona_jax.vqvae import encode
 
     impl = JaxImpl(8192, _data(16384))

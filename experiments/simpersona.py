@@ -42,9 +42,12 @@ def get_config(preset: str = "budget") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.preset = preset
     c.stages = "all"  # or a comma-separated subset, e.g. "vqvae,assign"
-    c.data = ml_collections.ConfigDict(dict(
-        dir="synthetic:default",  # built in <workdir>/data with `synth`; or an existing data root
-        synth=default_config()))
+    c.data = ml_collections.ConfigDict(
+        dict(
+            dir="synthetic:default",  # built in <workdir>/data with `synth`; or an existing data root
+            synth=default_config(),
+        )
+    )
     c.vqvae = _experiment("vqvae")
     c.vqvae.data.dir = FROM_MANIFEST
     c.assign = ml_collections.ConfigDict(dict(split="all"))

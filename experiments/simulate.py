@@ -19,20 +19,24 @@ import ml_collections
 
 
 def get_config():
-    return ml_collections.ConfigDict(dict(
-        # the data root: "synthetic:default" (built under data/default on first use) or a
-        # directory with buyers/ and events/ (synthesize or ingest; features/default.py)
-        data=dict(dir="synthetic:default"),
-        codes="",  # assign's codes.parquet; "" = no persona tokens (oracle arm only)
-        stores=(),  # () = every held-out store
-        buyers_per_store=30,
-        arms=("oracle", "matched", "mismatched", "none", "text"),
-        # folder + any LMPolicy keyword (decoding settings); "" = no LM arms
-        # decoding: constrained (actions drawn from the page's; always valid) | free (sampled text)
-        lm=dict(folder="", temperature=1.0, decoding="constrained", max_new_tokens=48),
-        n_boot=1000,  # bootstrap resamples for the 95% CIs
-        seed=0,
-        out_dir="runs/simulate",
-        server_mode="process",
-        driver=dict(concurrency=16, step_limit=40, action_timeout_s=20.0, episode_timeout_s=300.0),
-    ))
+    return ml_collections.ConfigDict(
+        dict(
+            # the data root: "synthetic:default" (built under data/default on first use) or a
+            # directory with buyers/ and events/ (synthesize or ingest; features/default.py)
+            data=dict(dir="synthetic:default"),
+            codes="",  # assign's codes.parquet; "" = no persona tokens (oracle arm only)
+            stores=(),  # () = every held-out store
+            buyers_per_store=30,
+            arms=("oracle", "matched", "mismatched", "none", "text"),
+            # folder + any LMPolicy keyword (decoding settings); "" = no LM arms
+            # decoding: constrained (actions drawn from the page's; always valid) | free (sampled text)
+            lm=dict(folder="", temperature=1.0, decoding="constrained", max_new_tokens=48),
+            n_boot=1000,  # bootstrap resamples for the 95% CIs
+            seed=0,
+            out_dir="runs/simulate",
+            server_mode="process",
+            driver=dict(
+                concurrency=16, step_limit=40, action_timeout_s=20.0, episode_timeout_s=300.0
+            ),
+        )
+    )

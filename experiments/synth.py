@@ -12,8 +12,10 @@ from simpersona_jax.synth.generate import default_config
 
 
 def get_config():
-    return ml_collections.ConfigDict(dict(
-        synth=default_config(),
-        out_dir="data/default",  # the data root data.dir="synthetic:default" reads
-        build_buyers=True,
-    ))
+    return ml_collections.ConfigDict(
+        dict(
+            synth=default_config(),
+            out_dir="data/default",  # the data root data.dir="synthetic:default" reads
+            build_buyers=True,
+        )
+    )

@@ -22,13 +22,15 @@ def get_config():
     c = ml_collections.ConfigDict()
     c.out_dir = "runs/traces"
     c.data = ml_collections.ConfigDict(dict(dir="synthetic:default"))  # or a synthesize output
-    c.events = ml_collections.ConfigDict(dict(
-        kind="synthetic",  # "synthetic" (stores of data.dir) or "files" (via data.sources.load_events)
-        split="train",  # synthetic stores to replay: train / heldout / all
-        paths="",  # comma-separated raw event files for kind="files"
-        source="auto",
-        store_id="",  # store id for sources without one (REES46)
-    ))
+    c.events = ml_collections.ConfigDict(
+        dict(
+            kind="synthetic",  # "synthetic" (stores of data.dir) or "files" (via data.sources.load_events)
+            split="train",  # synthetic stores to replay: train / heldout / all
+            paths="",  # comma-separated raw event files for kind="files"
+            source="auto",
+            store_id="",  # store id for sources without one (REES46)
+        )
+    )
     c.max_sessions = 200  # the paper's SFT set: ~3,600 sessions (~34k steps) from 39 stores
     # assign's codes.parquet: sample sessions round-robin over the buyers' VQ codes (the codes of
     # held-out stores' buyers first) so every persona token gets traces; "" = uniform sample.
@@ -37,7 +39,13 @@ def get_config():
     c.seed = 0
     c.rows_per_shard = 20_000
     c.server_mode = "process"  # storefront in its own process ("thread" to share this one)
-    c.driver = ml_collections.ConfigDict(dict(
-        concurrency=8, step_limit=150, action_timeout_s=20.0, episode_timeout_s=600.0,
-        contexts_per_browser=200))
+    c.driver = ml_collections.ConfigDict(
+        dict(
+            concurrency=8,
+            step_limit=150,
+            action_timeout_s=20.0,
+            episode_timeout_s=600.0,
+            contexts_per_browser=200,
+        )
+    )
     return c

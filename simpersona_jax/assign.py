@@ -22,13 +22,14 @@ _STEP = flags.DEFINE_integer("step", None, "checkpoint step (default: newest)")
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}")
-  logging.set_verbosity(logging.WARNING)
-  from simpersona_jax.vqvae.assignment import run
-  print(run(_CONFIG.value, _WORKDIR.value, _OUT.value, _STEP.value))
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)
+    from simpersona_jax.vqvae.assignment import run
+
+    print(run(_CONFIG.value, _WORKDIR.value, _OUT.value, _STEP.value))
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+    flags.mark_flags_as_required(["config", "workdir"])
+    app.run(main)

@@ -17,11 +17,19 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file", lock_config=False)
-_TOPOLOGY = flags.DEFINE_string("topology", "v5p:2x2x1", "TPU topology (e.g. v5e:2x2, v5p:4x4x4) or 'local'")
-_MODEL = flags.DEFINE_string("model", "", "LM shape from lm/config.MODEL_SHAPES (default: lm.init_from)")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "experiment config file", lock_config=False
+)
+_TOPOLOGY = flags.DEFINE_string(
+    "topology", "v5p:2x2x1", "TPU topology (e.g. v5e:2x2, v5p:4x4x4) or 'local'"
+)
+_MODEL = flags.DEFINE_string(
+    "model", "", "LM shape from lm/config.MODEL_SHAPES (default: lm.init_from)"
+)
 _FRACTION = flags.DEFINE_float("hbm_fraction", 0.9, "largest allowed share of HBM per chip")
-_PROBE = flags.DEFINE_bool("probe", True, "LM: correct FLOPs for the layer scan with 1-/2-layer probes")
+_PROBE = flags.DEFINE_bool(
+    "probe", True, "LM: correct FLOPs for the layer scan with 1-/2-layer probes"
+)
 
 
 def main(argv):
@@ -30,7 +38,8 @@ def main(argv):
     import jax
 
     from simpersona_jax import sizing
-    from simpersona_jax.training import chips, compile as compile_lib
+    from simpersona_jax.training import chips
+    from simpersona_jax.training import compile as compile_lib
 
     if _TOPOLOGY.value == "local":
         devices = jax.devices()
@@ -39,7 +48,9 @@ def main(argv):
         devices = compile_lib.topology_devices(_TOPOLOGY.value)
         chip = chips.for_topology(_TOPOLOGY.value)
     try:
-        result = sizing.check(_CONFIG.value, devices, chip, model=_MODEL.value or None, probe=_PROBE.value)
+        result = sizing.check(
+            _CONFIG.value, devices, chip, model=_MODEL.value or None, probe=_PROBE.value
+        )
     except Exception as e:  # XLA's compile-time OOM and friends: the config does not fit
         if "HbmOom" not in str(e) and "RESOURCE_EXHAUSTED" not in str(e):
             raise

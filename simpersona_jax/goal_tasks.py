@@ -18,7 +18,6 @@ from ml_collections import config_flags
 from simpersona_jax.sim import goal_tasks
 
 
-
 def main(argv):
     del argv
     print(goal_tasks.format_report(goal_tasks.from_config(_CONFIG.value)))

@@ -17,18 +17,22 @@ from ml_collections import config_flags
 
 # Its own flag set: a stage's module (simulate) defines --config on absl's global one.
 _FLAGS = flags.FlagValues()
-_CONFIG = config_flags.DEFINE_config_file("config", None, "pipeline config", flag_values=_FLAGS,
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "every stage writes <workdir>/<stage>/",
-                               flag_values=_FLAGS)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "pipeline config", flag_values=_FLAGS, lock_config=True
+)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "every stage writes <workdir>/<stage>/", flag_values=_FLAGS
+)
 
 
 def _parse(argv: list[str]) -> list[str]:
     try:
         rest = _FLAGS(argv)
     except flags.Error as e:
-        sys.exit(f"error: {e}\nusage: python -m simpersona_jax.pipeline --config=experiments/"
-                 "simpersona.py --workdir=runs/simpersona [--config.stages=...]")
+        sys.exit(
+            f"error: {e}\nusage: python -m simpersona_jax.pipeline --config=experiments/"
+            "simpersona.py --workdir=runs/simpersona [--config.stages=...]"
+        )
     flags.FLAGS(argv[:1])  # absl's own flags keep their defaults
     return rest
 

@@ -41,7 +41,6 @@ from simpersona_jax.storefront.server import StorefrontServer
 from simpersona_jax.synth.types import BUYER_TYPES
 
 
-
 def real_buyers(data_dir: str, codes_path: str) -> pl.DataFrame:
     """One row per real buyer: store_id, buyer_id, split, stratum, labels, true_type, code."""
     meta = buyer_store.read_meta(os.path.join(data_dir, "buyers"))
@@ -57,17 +56,30 @@ def episode_specs(sim: pl.DataFrame, server: StorefrontServer, scripted: bool, c
         specs = []
         for row in sim.iter_rows(named=True):
             if row["true_type"] < 0:
-                raise ValueError("the oracle arm acts out true synthetic types; "
-                                 f"buyer {row['source_buyer_id']} has none (real data)")
-            spec, = scripted_specs(server.store_url(row["store_id"]), catalogs[row["store_id"]],
-                                   [(BUYER_TYPES[row["true_type"]], row["sim_buyer_id"])],
-                                   session_prefix="sim")
+                raise ValueError(
+                    "the oracle arm acts out true synthetic types; "
+                    f"buyer {row['source_buyer_id']} has none (real data)"
+                )
+            (spec,) = scripted_specs(
+                server.store_url(row["store_id"]),
+                catalogs[row["store_id"]],
+                [(BUYER_TYPES[row["true_type"]], row["sim_buyer_id"])],
+                session_prefix="sim",
+            )
             specs.append(dataclasses.replace(spec, persona=row["persona"]))
         return specs
-    return [EpisodeSpec(server.store_url(r["store_id"]), r["store_id"], r["sim_buyer_id"],
-                        f"{r['sim_buyer_id']}-s0", goal=neutral_goal(r["store_id"]),
-                        persona=r["persona"], meta={"persona_text": r.get("persona_text")})
-            for r in sim.iter_rows(named=True)]
+    return [
+        EpisodeSpec(
+            server.store_url(r["store_id"]),
+            r["store_id"],
+            r["sim_buyer_id"],
+            f"{r['sim_buyer_id']}-s0",
+            goal=neutral_goal(r["store_id"]),
+            persona=r["persona"],
+            meta={"persona_text": r.get("persona_text")},
+        )
+        for r in sim.iter_rows(named=True)
+    ]
 
 
 ARMS = ("oracle", "matched", "mismatched", "none", "text")
@@ -87,8 +99,9 @@ def plan_arms(cfg, sim: pl.DataFrame, have_lm: bool) -> tuple[list[str], dict[st
     return [a for a in cfg.arms if a not in skipped], skipped
 
 
-def run_arm(arm: str, sim_arm: pl.DataFrame, policy, cfg, catalog_dir: str, catalogs,
-            browser: LoopBrowser) -> tuple:
+def run_arm(
+    arm: str, sim_arm: pl.DataFrame, policy, cfg, catalog_dir: str, catalogs, browser: LoopBrowser
+) -> tuple:
     """Runs one arm's episodes on its own storefront log; (results, logged events)."""
     log_dir = os.path.join(cfg.out_dir, arm, "events")
     shutil.rmtree(log_dir, ignore_errors=True)
@@ -96,8 +109,11 @@ def run_arm(arm: str, sim_arm: pl.DataFrame, policy, cfg, catalog_dir: str, cata
         specs = episode_specs(sim_arm, server, arm == "oracle", catalogs)
         with tqdm(total=len(specs), desc=f"simulate {arm}", unit="episode") as bar:
             driver_cfg = DriverConfig(**cfg.driver.to_dict())
-            results = browser.run(run_episodes(specs, policy, driver_cfg, pool=browser.pool,
-                                               on_result=lambda _: bar.update(1)))
+            results = browser.run(
+                run_episodes(
+                    specs, policy, driver_cfg, pool=browser.pool, on_result=lambda _: bar.update(1)
+                )
+            )
     sim_arm.write_parquet(os.path.join(cfg.out_dir, arm, "sim_buyers.parquet"))
     return results, read_log(log_dir)
 
@@ -114,11 +130,14 @@ def simulate(cfg, *, model=None) -> dict:
     model: an already loaded LM policy (anything with `.act(requests)`); by default one is
     loaded from `cfg.lm` when `cfg.lm.folder` is set, and shared by the LM arms.
     """
-    data_dir = resolve_data_dir(cfg.data.dir, "config.data.dir",
-                                need=("buyers/meta.parquet", "events"))
+    data_dir = resolve_data_dir(
+        cfg.data.dir, "config.data.dir", need=("buyers/meta.parquet", "events")
+    )
     events_dir = os.path.join(data_dir, "events")
     real = real_buyers(data_dir, cfg.codes)
-    stores = list(cfg.stores) or sorted(real.filter(pl.col("split") == "heldout")["store_id"].unique())
+    stores = list(cfg.stores) or sorted(
+        real.filter(pl.col("split") == "heldout")["store_id"].unique()
+    )
     sim = sample_buyers(real, stores, cfg.buyers_per_store, cfg.seed)
     if model is None and cfg.lm.folder and set(cfg.arms) - {"oracle"}:
         model = load_lm(cfg.lm)
@@ -127,8 +146,12 @@ def simulate(cfg, *, model=None) -> dict:
         print(f"arm {arm} skipped: {why}")
     if not arms:
         raise ValueError(f"no arm of {tuple(cfg.arms)} can run: {skipped}")
-    real_events = (pl.scan_parquet(os.path.join(events_dir, "**", "*.parquet"), hive_partitioning=True)
-                   .filter(pl.col("store_id").is_in(stores)).select(COLUMNS).collect())
+    real_events = (
+        pl.scan_parquet(os.path.join(events_dir, "**", "*.parquet"), hive_partitioning=True)
+        .filter(pl.col("store_id").is_in(stores))
+        .select(COLUMNS)
+        .collect()
+    )
     catalog_dir = catalog_dir_for(data_dir, cfg.out_dir, real_events)
     catalogs = read_catalogs(catalog_dir)
     pops, fails, lines = {}, {}, {}
@@ -148,8 +171,13 @@ def simulate(cfg, *, model=None) -> dict:
             lines[arm] = timelines(results)
     finally:
         browser.close()
-    evaluation = fidelity.evaluate(real_population(real_events, real, stores), pops,
-                                   fidelity.code_intensity(real), cfg.n_boot, cfg.seed)
+    evaluation = fidelity.evaluate(
+        real_population(real_events, real, stores),
+        pops,
+        fidelity.code_intensity(real),
+        cfg.n_boot,
+        cfg.seed,
+    )
     out = report.build(evaluation, fails, lines, skipped, cfg.to_dict())
     report.write(out, cfg.out_dir)
     return out
@@ -161,6 +189,8 @@ def main(argv):
 
 
 if __name__ == "__main__":  # flags only here: other tools and tests import this module
-    _CONFIG = config_flags.DEFINE_config_file("config", None, "Simulation config.", lock_config=True)
+    _CONFIG = config_flags.DEFINE_config_file(
+        "config", None, "Simulation config.", lock_config=True
+    )
     flags.mark_flags_as_required(["config"])
     app.run(main)

@@ -26,7 +26,8 @@ def shape_task(config, model: str | None = None):
     embedded default (config.lm.model, lm.init_from=""); the
     VQ-VAE task on zero arrays of the config's input width."""
     if config.task == "lm_sft":
-        from simpersona_jax.lm import config as lm_config, hf
+        from simpersona_jax.lm import config as lm_config
+        from simpersona_jax.lm import hf
         from simpersona_jax.lm.task import SFTTask
 
         if model:
@@ -34,19 +35,28 @@ def shape_task(config, model: str | None = None):
         elif not config.lm.init_from:  # the embedded default: config.lm.model + a BPE of this size
             n_tokens = int(config.lm.tokenizer_vocab_size)
             cfg = lm_config.LMConfig(vocab_size=n_tokens, **dict(config.lm.model))
-        elif config.lm.init_from and os.path.exists(os.path.join(config.lm.init_from, "config.json")):
+        elif config.lm.init_from and os.path.exists(
+            os.path.join(config.lm.init_from, "config.json")
+        ):
             cfg = hf.read_config(config.lm.init_from)
             n_tokens = len(hf.load_tokenizer(config.lm.init_from))
         else:
-            raise ValueError(f"config.lm.init_from={config.lm.init_from!r} has no config.json: name a model "
-                             f"shape with --model (one of {sorted(lm_config.MODEL_SHAPES)})")
+            raise ValueError(
+                f"config.lm.init_from={config.lm.init_from!r} has no config.json: name a model "
+                f"shape with --model (one of {sorted(lm_config.MODEL_SHAPES)})"
+            )
         return SFTTask.for_shapes(config, cfg, n_tokens)
     if config.task == "vqvae":
         from simpersona_jax.vqvae.task import BATCH_KEYS, VQVAETask
 
         n = max(int(config.model.codebook_size), int(config.data.get("init_sample_size", 4096)))
-        arrays = {k: np.zeros((n, int(config.model.input_dim)) if k == "x" else (n,),
-                              np.float32 if k == "x" else np.int32) for k in BATCH_KEYS}
+        arrays = {
+            k: np.zeros(
+                (n, int(config.model.input_dim)) if k == "x" else (n,),
+                np.float32 if k == "x" else np.int32,
+            )
+            for k in BATCH_KEYS
+        }
         return VQVAETask(config, arrays={"train": arrays})
     raise ValueError(f"config.task={config.task!r}: compile_check knows 'lm_sft' and 'vqvae'")
 
@@ -55,13 +65,18 @@ def _lm_probe(config, task, layers: int):
     """The same LM step with `layers` unrolled layers and the loss in one chunk (no loops)."""
     from simpersona_jax.lm.task import SFTTask
 
-    probe = SFTTask.for_shapes(config, task.cfg.replace(num_layers=layers, unroll_layers=True),
-                               min(task.persona_ids or [task.cfg.vocab_size]))
+    probe = SFTTask.for_shapes(
+        config,
+        task.cfg.replace(num_layers=layers, unroll_layers=True),
+        min(task.persona_ids or [task.cfg.vocab_size]),
+    )
     probe.cfg = probe.cfg.replace(vocab_size=task.cfg.vocab_size, loss_chunk=0)
     return probe
 
 
-def check(config, devices, chip: chips_lib.Chip, *, model: str | None = None, probe: bool = True) -> dict:
+def check(
+    config, devices, chip: chips_lib.Chip, *, model: str | None = None, probe: bool = True
+) -> dict:
     """Compile and measure; returns the report's numbers (see `report`)."""
     task = shape_task(config, model)
     full = compile_lib.compile_train_step(config, task, devices)
@@ -69,27 +84,51 @@ def check(config, devices, chip: chips_lib.Chip, *, model: str | None = None, pr
     cost = compile_lib.cost(full)
     colls = compile_lib.collectives(full.hlo)
     n = len(devices)
-    out = dict(task=config.task, devices=n, device_kind=full.device_kind, chip=chip, memory=mem, compiled_cost=cost,
-               compile_s=full.seconds, collectives=colls)
+    out = dict(
+        task=config.task,
+        devices=n,
+        device_kind=full.device_kind,
+        chip=chip,
+        memory=mem,
+        compiled_cost=cost,
+        compile_s=full.seconds,
+        collectives=colls,
+    )
     if config.task == "lm_sft":
         cfg = task.cfg
         seq = int(config.data.seq_len)
         tokens = int(config.global_batch_size) * seq
         if probe:
-            c1, c2 = (compile_lib.cost(compile_lib.compile_train_step(config, _lm_probe(config, task, k),
-                                                                      devices)) for k in (1, 2))
+            c1, c2 = (
+                compile_lib.cost(
+                    compile_lib.compile_train_step(config, _lm_probe(config, task, k), devices)
+                )
+                for k in (1, 2)
+            )
             cost = c1.extrapolate(c2, cfg.num_layers - 1)
-            out["cost_method"] = f"1- and 2-layer unrolled probes extrapolated to {cfg.num_layers} layers"
+            out["cost_method"] = (
+                f"1- and 2-layer unrolled probes extrapolated to {cfg.num_layers} layers"
+            )
         else:
             out["cost_method"] = "as compiled (loop bodies counted once)"
         per_token = cfg.flops_per_token(seq)
         if task.mode == "persona_rows":
             per_token *= 2 / 3
-        out.update(model=model or config.lm.init_from or "embedded default", stage=task.mode, model_flops=per_token * tokens,
-                   params=cfg.num_params(), tokens=tokens)
+        out.update(
+            model=model or config.lm.init_from or "embedded default",
+            stage=task.mode,
+            model_flops=per_token * tokens,
+            params=cfg.num_params(),
+            tokens=tokens,
+        )
     else:
-        out.update(model="vqvae", stage="train", model_flops=cost.flops * n, cost_method="as compiled",
-                   tokens=int(config.global_batch_size))
+        out.update(
+            model="vqvae",
+            stage="train",
+            model_flops=cost.flops * n,
+            cost_method="as compiled",
+            tokens=int(config.global_batch_size),
+        )
     out["cost"] = cost
     out["roofline"] = compile_lib.roofline(cost, chip, out["model_flops"], n)
     return out
@@ -112,7 +151,10 @@ def report(r: dict, hbm_fraction: float = 0.9) -> str:
         f"{c.bytes_accessed / gb:.2f} GB, collectives {c.collective_bytes / gb:.3f} GB; model "
         f"{r['model_flops'] / 1e12:.2f} TFLOP/step over all chips",
         "collectives in the HLO (kind: count, per-device bytes; loop bodies once): "
-        + (", ".join(f"{k}: {n} x, {b / 1e6:.1f} MB" for k, (n, b) in r["collectives"].items()) or "none"),
+        + (
+            ", ".join(f"{k}: {n} x, {b / 1e6:.1f} MB" for k, (n, b) in r["collectives"].items())
+            or "none"
+        ),
         f"roofline on {chip.name} ({chip.peak_flops / 1e12:.0f} TFLOP/s bf16, HBM {chip.hbm_bw / gb:.0f} GB/s, "
         f"ICI {chip.ici_bw / gb:.0f} GB/s; {chip.source}): compute {rf['compute_s'] * 1e3:.1f} ms, HBM "
         f"{rf['hbm_s'] * 1e3:.1f} ms, ICI {rf['ici_s'] * 1e3:.1f} ms -> step {rf['step_s'] * 1e3:.1f} ms "
@@ -124,6 +166,8 @@ def report(r: dict, hbm_fraction: float = 0.9) -> str:
 def table_row(r: dict, topology: str) -> str:
     """One markdown row: model, stage, topology, per-chip GB, FLOPs/step, collectives, step, MFU."""
     colls = ", ".join(f"{k} {n}" for k, (n, _) in r["collectives"].items()) or "-"
-    return (f"| {r['model']} | {r['stage']} | {topology} | {r['memory']['peak'] / 1e9:.1f} | "
-            f"{r['cost'].flops * r['devices'] / 1e12:.1f} T | {colls} | "
-            f"{r['roofline']['step_s'] * 1e3:.1f} ms | {100 * r['roofline']['mfu']:.0f}% |")
+    return (
+        f"| {r['model']} | {r['stage']} | {topology} | {r['memory']['peak'] / 1e9:.1f} | "
+        f"{r['cost'].flops * r['devices'] / 1e12:.1f} T | {colls} | "
+        f"{r['roofline']['step_s'] * 1e3:.1f} ms | {100 * r['roofline']['mfu']:.0f}% |"
+    )

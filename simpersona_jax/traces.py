@@ -36,14 +36,18 @@ def load(cfg) -> tuple[pl.DataFrame, str]:
     """(events of the candidate stores, catalog dir)."""
     ev = cfg.events
     if ev.kind == "synthetic":
-        root = resolve_data_dir(cfg.data.dir, "config.data.dir",
-                                need=("events", "stores.json", "catalog"))
+        root = resolve_data_dir(
+            cfg.data.dir, "config.data.dir", need=("events", "stores.json", "catalog")
+        )
         with open(os.path.join(root, "stores.json")) as f:
             split = json.load(f)
         stores = split["train"] + split["heldout"] if ev.split == "all" else split[ev.split]
-        events = (pl.scan_parquet(os.path.join(root, "events", "**", "*.parquet"),
-                                  hive_partitioning=True)
-                  .filter(pl.col("store_id").is_in(stores)).select(COLUMNS).collect())
+        events = (
+            pl.scan_parquet(os.path.join(root, "events", "**", "*.parquet"), hive_partitioning=True)
+            .filter(pl.col("store_id").is_in(stores))
+            .select(COLUMNS)
+            .collect()
+        )
         return events, os.path.join(root, "catalog")
     if ev.kind == "files":
         from simpersona_jax.data.sources import load_events
@@ -51,7 +55,11 @@ def load(cfg) -> tuple[pl.DataFrame, str]:
         paths = [p for p in ev.paths.split(",") if p]
         if not paths:
             raise ValueError("events.kind='files' needs --config.events.paths=<file>[,<file>...]")
-        events = load_events(paths, source=ev.source, store_id=ev.store_id or None).select(COLUMNS).collect()
+        events = (
+            load_events(paths, source=ev.source, store_id=ev.store_id or None)
+            .select(COLUMNS)
+            .collect()
+        )
         catalog_dir = os.path.join(cfg.out_dir, "_storefront", "catalog")
         write_catalogs(catalogs_from_events(events), catalog_dir)
         return events, catalog_dir
@@ -66,8 +74,9 @@ def sample_sessions(events: pl.DataFrame, cfg) -> tuple[pl.DataFrame, dict]:
         codes = pl.read_parquet(cfg.codes_path).select("store_id", "buyer_id", "code")
         stores = set(events["store_id"].unique().to_list())
         priority = set(codes.filter(~pl.col("store_id").is_in(list(stores)))["code"].to_list())
-    return replay_sample.sample_sessions(events, cfg.max_sessions, cfg.max_events_per_session,
-                                         cfg.seed, codes, priority)
+    return replay_sample.sample_sessions(
+        events, cfg.max_sessions, cfg.max_events_per_session, cfg.seed, codes, priority
+    )
 
 
 def run(cfg) -> dict:
@@ -77,9 +86,12 @@ def run(cfg) -> dict:
     sample, stats = sample_sessions(events, cfg)
     too_long = stats["too_long"]
     n = sample.select("store_id", "session_id").n_unique()
-    print(f"{events.height:,} events, {events['session_id'].n_unique():,} sessions; replaying {n} "
-          f"({too_long} longer than {cfg.max_events_per_session} events not drawn; codes covered: "
-          f"{stats['codes_covered']})", flush=True)
+    print(
+        f"{events.height:,} events, {events['session_id'].n_unique():,} sessions; replaying {n} "
+        f"({too_long} longer than {cfg.max_events_per_session} events not drawn; codes covered: "
+        f"{stats['codes_covered']})",
+        flush=True,
+    )
     os.makedirs(cfg.out_dir, exist_ok=True)
     log_dir = os.path.join(cfg.out_dir, "_storefront", "events")
     shutil.rmtree(log_dir, ignore_errors=True)  # the fidelity check reads this run's log only
@@ -91,29 +103,46 @@ def run(cfg) -> dict:
         done["steps"] += len(result.steps)
         if done["n"] % max(1, n // 20) == 0 or done["n"] == n:
             dt = time.time() - t0
-            print(f"  {done['n']}/{n} sessions, {done['steps']} steps, "
-                  f"{done['steps'] / dt:.1f} steps/s", flush=True)
+            print(
+                f"  {done['n']}/{n} sessions, {done['steps']} steps, "
+                f"{done['steps'] / dt:.1f} steps/s",
+                flush=True,
+            )
 
     d = cfg.driver
-    driver_cfg = DriverConfig(concurrency=d.concurrency, step_limit=d.step_limit,
-                              action_timeout_s=d.action_timeout_s,
-                              episode_timeout_s=d.episode_timeout_s,
-                              contexts_per_browser=d.contexts_per_browser)
+    driver_cfg = DriverConfig(
+        concurrency=d.concurrency,
+        step_limit=d.step_limit,
+        action_timeout_s=d.action_timeout_s,
+        episode_timeout_s=d.episode_timeout_s,
+        contexts_per_browser=d.contexts_per_browser,
+    )
     with StorefrontServer(catalog_dir, log_dir, mode=cfg.server_mode) as server:
-        report = asyncio.run(replay_sessions(sample, catalogs, server, driver_cfg, on_result=progress))
+        report = asyncio.run(
+            replay_sessions(sample, catalogs, server, driver_cfg, on_result=progress)
+        )
     for old in [f for f in os.listdir(cfg.out_dir) if f.startswith("traces-")]:
         os.remove(os.path.join(cfg.out_dir, old))
     writer = TraceWriter(cfg.out_dir, cfg.rows_per_shard)
     writer.add(report.rows)
     shards = writer.close()
-    summary = dict(sampling=stats, sessions_in=report.sessions_in, replayed=report.replayed,
-                   dropped=dict(report.dropped), steps=report.steps, tokens=report.tokens,
-                   shards=[os.path.basename(s) for s in shards], seconds=round(time.time() - t0, 1))
+    summary = dict(
+        sampling=stats,
+        sessions_in=report.sessions_in,
+        replayed=report.replayed,
+        dropped=dict(report.dropped),
+        steps=report.steps,
+        tokens=report.tokens,
+        shards=[os.path.basename(s) for s in shards],
+        seconds=round(time.time() - t0, 1),
+    )
     with open(os.path.join(cfg.out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     print(report.summary())
-    print(f"wrote {len(shards)} shard(s), {writer.n_rows} rows to {cfg.out_dir} "
-          f"in {summary['seconds']}s")
+    print(
+        f"wrote {len(shards)} shard(s), {writer.n_rows} rows to {cfg.out_dir} "
+        f"in {summary['seconds']}s"
+    )
     return summary
 
 
@@ -124,6 +153,7 @@ def main(argv):
 
 
 if __name__ == "__main__":  # flags only here: the pipeline imports run() next to other tools
-    _CONFIG = config_flags.DEFINE_config_file("config", None, "experiments/traces.py",
-                                              lock_config=True)
+    _CONFIG = config_flags.DEFINE_config_file(
+        "config", None, "experiments/traces.py", lock_config=True
+    )
     app.run(main)

@@ -22,7 +22,9 @@ def pytest_collection_modifyitems(config, items):
     """Browser tests are skipped locally when Chromium is missing, but never on CI."""
     if os.environ.get("CI") or shutil.which("chromium") or os.path.exists("/usr/bin/chromium"):
         return
-    skip = pytest.mark.skip(reason="chromium not installed (run .ci/run or apt-get install chromium)")
+    skip = pytest.mark.skip(
+        reason="chromium not installed (run .ci/run or apt-get install chromium)"
+    )
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)

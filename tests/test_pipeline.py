@@ -18,27 +18,53 @@ from simpersona_jax.loop.checks import persona_coverage
 pytestmark = pytest.mark.browser
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 TINY = {
-    "data.synth.num_stores": 4, "data.synth.buyers_per_store": 40,
-    "data.synth.products_per_store": 40, "data.synth.heldout_fraction": 0.5,
-    "vqvae.num_steps": 4, "vqvae.log_every_steps": 2, "vqvae.global_batch_size": 64,
-    "vqvae.model.hidden": (32, 16), "vqvae.model.latent_dim": 8, "vqvae.model.codebook_size": 16,
-    "vqvae.data.init_sample_size": 128, "vqvae.checkpoint.every_steps": 2,
-    "vqvae.eval.batch_size": 128, "vqvae.eval.kmeans_baseline": False, "vqvae.eval.chunk": 32,
+    "data.synth.num_stores": 4,
+    "data.synth.buyers_per_store": 40,
+    "data.synth.products_per_store": 40,
+    "data.synth.heldout_fraction": 0.5,
+    "vqvae.num_steps": 4,
+    "vqvae.log_every_steps": 2,
+    "vqvae.global_batch_size": 64,
+    "vqvae.model.hidden": (32, 16),
+    "vqvae.model.latent_dim": 8,
+    "vqvae.model.codebook_size": 16,
+    "vqvae.data.init_sample_size": 128,
+    "vqvae.checkpoint.every_steps": 2,
+    "vqvae.eval.batch_size": 128,
+    "vqvae.eval.kmeans_baseline": False,
+    "vqvae.eval.chunk": 32,
     "vqvae.loss.contrastive_max_batch": 32,
-    "traces.max_sessions": 6, "traces.max_events_per_session": 15,
-    "traces.driver.concurrency": 4, "traces.server_mode": "thread",
-    "simulate.arms": ("oracle",), "simulate.buyers_per_store": 2, "simulate.n_boot": 20,
-    "simulate.server_mode": "thread", "simulate.driver.concurrency": 4,
+    "traces.max_sessions": 6,
+    "traces.max_events_per_session": 15,
+    "traces.driver.concurrency": 4,
+    "traces.server_mode": "thread",
+    "simulate.arms": ("oracle",),
+    "simulate.buyers_per_store": 2,
+    "simulate.n_boot": 20,
+    "simulate.server_mode": "thread",
+    "simulate.driver.concurrency": 4,
     "simulate.driver.step_limit": 30,
-    "goals.policy": "solver", "goals.n_per_kind": 1, "goals.server_mode": "thread",
+    "goals.policy": "solver",
+    "goals.n_per_kind": 1,
+    "goals.server_mode": "thread",
     "goals.driver.concurrency": 3,
 }
 LM_TINY = {
-    "num_steps": 2, "log_every_steps": 1000, "global_batch_size": 8, "data.seq_len": 256,
-    "data.eval_fraction": 0.25, "data.max_eval_examples": 8, "persona.vocab_multiple": 64,
-    "lm.tokenizer_vocab_size": 400, "checkpoint.every_steps": 1000,
-    "lm.model.hidden_size": 32, "lm.model.intermediate_size": 64, "lm.model.num_layers": 1,
-    "lm.model.num_heads": 2, "lm.model.num_kv_heads": 1, "lm.model.head_dim": 16,
+    "num_steps": 2,
+    "log_every_steps": 1000,
+    "global_batch_size": 8,
+    "data.seq_len": 256,
+    "data.eval_fraction": 0.25,
+    "data.max_eval_examples": 8,
+    "persona.vocab_multiple": 64,
+    "lm.tokenizer_vocab_size": 400,
+    "checkpoint.every_steps": 1000,
+    "lm.model.hidden_size": 32,
+    "lm.model.intermediate_size": 64,
+    "lm.model.num_layers": 1,
+    "lm.model.num_heads": 2,
+    "lm.model.num_kv_heads": 1,
+    "lm.model.head_dim": 16,
 }
 
 
@@ -134,14 +160,20 @@ def test_subset_runs_only_its_stages_and_needs_current_inputs(workdir, capsys):
     run(tiny_config(stages="assign"), workdir)
     assert statuses(capsys.readouterr().out) == {"assign": "resumed and done"}
     # traces read the old assignment: stale now, so a stage after it cannot run alone.
-    with pytest.raises(PipelineError, match=r"stage traces .* no current manifest .*input assign "
-                                            r"changed.*--config.stages=traces,agent_base"):
+    with pytest.raises(
+        PipelineError,
+        match=r"stage traces .* no current manifest .*input assign "
+        r"changed.*--config.stages=traces,agent_base",
+    ):
         run(tiny_config(stages="agent_base"), workdir)
 
 
 def test_subset_on_a_fresh_workdir_names_the_missing_stage(tmp_path):
-    with pytest.raises(PipelineError, match=r"stage data \(read by vqvae\) has no current manifest"
-                                            r".*no manifest.*--config.stages=data,vqvae,assign"):
+    with pytest.raises(
+        PipelineError,
+        match=r"stage data \(read by vqvae\) has no current manifest"
+        r".*no manifest.*--config.stages=data,vqvae,assign",
+    ):
         run(tiny_config(stages="vqvae,assign"), str(tmp_path))
     with pytest.raises(PipelineError, match="unknown stage"):
         run(tiny_config(stages="vqvae,asign"), str(tmp_path))
@@ -154,21 +186,35 @@ def test_out_of_range_code_and_lossy_join_are_errors(workdir, tmp_path):
     bad = str(tmp_path / "bad_codes.parquet")
     out_of_range = pl.when(pl.col("row") == 0).then(16).otherwise(pl.col("code"))
     codes.with_columns(code=out_of_range).write_parquet(bad)
-    with pytest.raises(PipelineError, match=r"bad_codes.parquet: 1 persona code\(s\) out of range "
-                                            r"\[0, 16\)"):
+    with pytest.raises(
+        PipelineError,
+        match=r"bad_codes.parquet: 1 persona code\(s\) out of range "
+        r"\[0, 16\)",
+    ):
         persona_coverage(traces, bad, 16)
     other = str(tmp_path / "other_ids.parquet")
     codes.with_columns(buyer_id=pl.col("buyer_id") + "x").write_parquet(other)
-    with pytest.raises(PipelineError,
-                       match=r"traces in .*traces to the codes in .*other_ids.parquet .*loses"):
+    with pytest.raises(
+        PipelineError, match=r"traces in .*traces to the codes in .*other_ids.parquet .*loses"
+    ):
         persona_coverage(traces, other, 16)
     assert persona_coverage(traces, codes_path, 16)["trace_buyers_with_code"] > 0
 
 
 def test_cli_parses_its_flags_and_reports_errors_plainly(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "simpersona_jax.pipeline",
-                           "--config=experiments/simpersona.py", f"--workdir={tmp_path}",
-                           "--config.stages=vqvae"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "simpersona_jax.pipeline",
+            "--config=experiments/simpersona.py",
+            f"--workdir={tmp_path}",
+            "--config.stages=vqvae",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "error: stage data (read by vqvae) has no current manifest" in proc.stderr

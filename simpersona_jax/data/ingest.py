@@ -30,12 +30,25 @@ import numpy as np
 import polars as pl
 
 from simpersona_jax.data import parallel, schema, sessionize, validate
-from simpersona_jax.data.sources import (Mapping, SchemaError, detect, expand_paths,
-                                          load_events, load_mapping_file, times)
+from simpersona_jax.data.sources import (
+    Mapping,
+    SchemaError,
+    detect,
+    expand_paths,
+    load_events,
+    load_mapping_file,
+    times,
+)
 
-QUARANTINE_SCHEMA = {**schema.SCHEMA, "_raw_time": pl.String(), "_raw_event": pl.String(),
-                     "_raw_price": pl.String(), "_file": pl.String(), "_row": pl.Int64(),
-                     "reason": pl.String()}
+QUARANTINE_SCHEMA = {
+    **schema.SCHEMA,
+    "_raw_time": pl.String(),
+    "_raw_event": pl.String(),
+    "_raw_price": pl.String(),
+    "_file": pl.String(),
+    "_row": pl.Int64(),
+    "reason": pl.String(),
+}
 QUARANTINE_COLUMNS = tuple(QUARANTINE_SCHEMA)
 
 
@@ -67,19 +80,27 @@ def _check_first_rows(head: pl.LazyFrame, time_source, bounds) -> None:
             if bad:
                 what = "none parse" if parsed.len() == 0 else "most are implausible times"
                 fits = times.suggest_formats(raw.head(50).to_list(), bounds)
-                hint = (f"values look like {times.describe(fits[0])}" if fits else
-                        "no known format fits them; give a strptime time_format")
+                hint = (
+                    f"values look like {times.describe(fits[0])}"
+                    if fits
+                    else "no known format fits them; give a strptime time_format"
+                )
                 raise SchemaError(
                     f"{path}: time column {column!r}: of the first {rows.height} rows, {what} "
                     f"under time_format={fmt!r} (e.g. {raw[0]!r}; plausible: "
                     f"{bounds[0]:%Y-%m-%d} .. {bounds[1]:%Y-%m-%d}); {hint}"
-                    + (f" (also: {', '.join(fits[1:])})" if len(fits) > 1 else ""))
-        if rows["event_type"].null_count() == rows.height and \
-                rows["_raw_event"].null_count() < rows.height:
+                    + (f" (also: {', '.join(fits[1:])})" if len(fits) > 1 else "")
+                )
+        if (
+            rows["event_type"].null_count() == rows.height
+            and rows["_raw_event"].null_count() < rows.height
+        ):
             example = rows["_raw_event"].drop_nulls()[0]
-            raise SchemaError(f"{path}: column for 'event_type': none of the first {rows.height} "
-                              f"values is a known event type (e.g. {example!r}); check "
-                              "ingest.source / ingest.mapping")
+            raise SchemaError(
+                f"{path}: column for 'event_type': none of the first {rows.height} "
+                f"values is a known event type (e.g. {example!r}); check "
+                "ingest.source / ingest.mapping"
+            )
 
 
 def stage(events: pl.LazyFrame, staging: str, buckets: int, bounds=None) -> None:
@@ -96,13 +117,19 @@ def stage(events: pl.LazyFrame, staging: str, buckets: int, bounds=None) -> None
     rejected = pl.col("reason").is_not_null()
     rows = events.with_columns(reason=reason).with_columns(
         _q=rejected,
-        bucket=pl.when(rejected).then(0)
-        .otherwise(pl.struct("store_id", "buyer_id").hash(seed=17) % buckets).cast(pl.Int32))
+        bucket=pl.when(rejected)
+        .then(0)
+        .otherwise(pl.struct("store_id", "buyer_id").hash(seed=17) % buckets)
+        .cast(pl.Int32),
+    )
     rows.select(*QUARANTINE_COLUMNS, "_q", "bucket").sink_parquet(
-        pl.PartitionBy(staging, key=["_q", "bucket"], include_key=False), mkdir=True,
+        pl.PartitionBy(staging, key=["_q", "bucket"], include_key=False),
+        mkdir=True,
         # Temporary data: cheap to write beats small. Every open partition buffers a row group,
         # so small row groups keep memory low when there are many partitions.
-        compression="lz4", row_group_size=16_384)
+        compression="lz4",
+        row_group_size=16_384,
+    )
     open(os.path.join(staging, "_SUCCESS"), "w").close()
 
 
@@ -122,10 +149,13 @@ def duplicate_mask(frame: pl.DataFrame) -> pl.Series:
         return candidate
     rows = frame.with_columns(_h=h, _i=pl.int_range(frame.height))
     firsts = rows.filter(~candidate & pl.col("_h").is_in(h.filter(candidate).implode()))
-    confirmed = (rows.filter(candidate)
-                 .join(firsts.select("_h", *schema.COLUMNS), on="_h", suffix="_first")
-                 .filter(pl.all_horizontal([pl.col(c).eq_missing(pl.col(c + "_first"))
-                                            for c in schema.COLUMNS]))["_i"])
+    confirmed = (
+        rows.filter(candidate)
+        .join(firsts.select("_h", *schema.COLUMNS), on="_h", suffix="_first")
+        .filter(
+            pl.all_horizontal([pl.col(c).eq_missing(pl.col(c + "_first")) for c in schema.COLUMNS])
+        )["_i"]
+    )
     return pl.Series(np.isin(np.arange(frame.height), confirmed.to_numpy()))
 
 
@@ -133,7 +163,9 @@ def _store_dir(store_id: str) -> str:
     return "store_id=" + urllib.parse.quote(store_id, safe="")
 
 
-def finish_partition(part_dir: str, out_dir: str, salt: str | None, gap_minutes: float) -> list[str]:
+def finish_partition(
+    part_dir: str, out_dir: str, salt: str | None, gap_minutes: float
+) -> list[str]:
     """Phase 2 for one staged partition of good rows (whole buyers); the files it wrote."""
     bucket = os.path.basename(part_dir)
     marker = os.path.join(part_dir, "_FINISHED")
@@ -147,15 +179,21 @@ def finish_partition(part_dir: str, out_dir: str, salt: str | None, gap_minutes:
     dupes = frame.filter(dup)
     if dupes.height:
         dupes.with_columns(reason=pl.lit("duplicate")).select(QUARANTINE_COLUMNS).write_parquet(
-            os.path.join(out_dir, "quarantine", f"duplicate-{bucket}.parquet"))
+            os.path.join(out_dir, "quarantine", f"duplicate-{bucket}.parquet")
+        )
     frame = frame.filter(~dup).select(schema.COLUMNS)  # input order kept: no sort needed here
     if salt:
         frame = frame.with_columns(buyer_id=pseudonymize(frame["buyer_id"], salt))
     if frame["session_id"].null_count():
-        frame = (sessionize.sessionize(frame.lazy(), gap_minutes)
-                 .sort("buyer_id", "event_time", maintain_order=True).collect())
+        frame = (
+            sessionize.sessionize(frame.lazy(), gap_minutes)
+            .sort("buyer_id", "event_time", maintain_order=True)
+            .collect()
+        )
     written = []
-    for (store_id,), events in frame.partition_by("store_id", as_dict=True, maintain_order=True).items():
+    for (store_id,), events in frame.partition_by(
+        "store_id", as_dict=True, maintain_order=True
+    ).items():
         target = os.path.join(out_dir, "events", _store_dir(store_id), bucket, "part-0.parquet")
         os.makedirs(os.path.dirname(target), exist_ok=True)
         events.write_parquet(target + ".tmp", compression="lz4")
@@ -168,21 +206,32 @@ def finish_partition(part_dir: str, out_dir: str, salt: str | None, gap_minutes:
 
 def rows_read(staging: str) -> dict[str, int]:
     """Rows per input file, counted over everything staged (good + rejected)."""
-    counts = (pl.scan_parquet(os.path.join(staging, "**", "*.parquet"), hive_partitioning=False)
-              .group_by("_file").agg(pl.len()).collect())
+    counts = (
+        pl.scan_parquet(os.path.join(staging, "**", "*.parquet"), hive_partitioning=False)
+        .group_by("_file")
+        .agg(pl.len())
+        .collect()
+    )
     return dict(sorted(zip(counts["_file"].to_list(), counts["len"].to_list())))
 
 
 def partition_summary(paths: list[str]) -> dict:
     """Counts of one finished partition (whole buyers, so counts add up across partitions)."""
     events = pl.scan_parquet(paths) if paths else schema.empty_frame().lazy()
-    one = events.select(kept=pl.len(), buyers=pl.struct("store_id", "buyer_id").n_unique(),
-                        sessions=pl.struct("store_id", "buyer_id", "session_id").n_unique()
-                        ).collect().row(0, named=True)
+    one = (
+        events.select(
+            kept=pl.len(),
+            buyers=pl.struct("store_id", "buyer_id").n_unique(),
+            sessions=pl.struct("store_id", "buyer_id", "session_id").n_unique(),
+        )
+        .collect()
+        .row(0, named=True)
+    )
     one["stores"] = set(events.select(pl.col("store_id").unique()).collect()["store_id"])
     one["events_by_type"] = dict(events.group_by("event_type").agg(pl.len()).collect().rows())
-    one["strata"] = dict(sessionize.assign_strata(events).group_by("stratum").agg(pl.len())
-                         .collect().rows())
+    one["strata"] = dict(
+        sessionize.assign_strata(events).group_by("stratum").agg(pl.len()).collect().rows()
+    )
     return one
 
 
@@ -199,15 +248,22 @@ def summarize(out_dir: str, read: dict[str, int], partitions: list[dict]) -> dic
         by_type.update({str(k): v for k, v in one["events_by_type"].items()})
         strata.update({str(k): v for k, v in one["strata"].items()})
     report = {
-        "read": int(sum(read.values())), "read_per_file": read, "kept": total["kept"],
-        "quarantined": int(sum(reasons.values())), "quarantined_by_reason": reasons,
-        "buyers": total["buyers"], "sessions": total["sessions"], "stores": sorted(stores),
+        "read": int(sum(read.values())),
+        "read_per_file": read,
+        "kept": total["kept"],
+        "quarantined": int(sum(reasons.values())),
+        "quarantined_by_reason": reasons,
+        "buyers": total["buyers"],
+        "sessions": total["sessions"],
+        "stores": sorted(stores),
         "events_by_type": {k: by_type[k] for k in schema.EVENT_TYPES if k in by_type},
         "strata": {k: strata[k] for k in schema.STRATA if k in strata},
     }
     if report["read"] != report["kept"] + report["quarantined"]:
-        raise AssertionError(f"row accounting broken: read {report['read']} != kept "
-                             f"{report['kept']} + quarantined {report['quarantined']}")
+        raise AssertionError(
+            f"row accounting broken: read {report['read']} != kept "
+            f"{report['kept']} + quarantined {report['quarantined']}"
+        )
     return report
 
 
@@ -217,17 +273,29 @@ def auto_buckets(paths, rows_per_partition: int = 2_000_000) -> int:
     Estimated from input bytes (~100 bytes a row uncompressed, compressed files ~5x smaller), so
     that phase 2's memory is bounded whatever the input size. Buckets span stores.
     """
-    est_bytes = sum(os.path.getsize(p) * (5 if p.endswith((".gz", ".zst", ".zstd")) else 1)
-                    for p in expand_paths(paths))
+    est_bytes = sum(
+        os.path.getsize(p) * (5 if p.endswith((".gz", ".zst", ".zstd")) else 1)
+        for p in expand_paths(paths)
+    )
     return max(1, -(-est_bytes // (100 * rows_per_partition)))
 
 
-def ingest(paths, out_dir: str, *, source: str = "auto", store_id: str | None = None,
-           mapping: Mapping | dict | str | None = None, buckets: int | str = "auto",
-           session_gap_minutes: float = 30.0, pseudonymize_salt: str | None = None,
-           rows_per_partition: int = 2_000_000, workers: int | None = None, keep_staging: bool = False,
-           plausible_times: tuple[str | None, str | None] = (times.EARLIEST, None),
-           progress=None) -> dict:
+def ingest(
+    paths,
+    out_dir: str,
+    *,
+    source: str = "auto",
+    store_id: str | None = None,
+    mapping: Mapping | dict | str | None = None,
+    buckets: int | str = "auto",
+    session_gap_minutes: float = 30.0,
+    pseudonymize_salt: str | None = None,
+    rows_per_partition: int = 2_000_000,
+    workers: int | None = None,
+    keep_staging: bool = False,
+    plausible_times: tuple[str | None, str | None] = (times.EARLIEST, None),
+    progress=None,
+) -> dict:
     """Runs both phases and writes `ingest_report.json`; returns the report.
 
     `buckets`: buyer-hash partitions (across stores), or "auto": about `rows_per_partition` rows a
@@ -249,24 +317,36 @@ def ingest(paths, out_dir: str, *, source: str = "auto", store_id: str | None = 
     if not os.path.exists(os.path.join(staging, "_SUCCESS")):  # else resume after phase 1
         for old in ("events", "quarantine"):  # a fresh run: no outputs of an earlier one survive
             shutil.rmtree(os.path.join(out_dir, old), ignore_errors=True)
-        read = functools.partial(load_events, paths, source=source, store_id=store_id,
-                                 mapping=mapping, tmp_dir=os.path.join(out_dir, "_tmp"))
+        read = functools.partial(
+            load_events,
+            paths,
+            source=source,
+            store_id=store_id,
+            mapping=mapping,
+            tmp_dir=os.path.join(out_dir, "_tmp"),
+        )
         bounds = times.window(plausible_times)
-        _check_first_rows(read(n_rows=1000), functools.partial(
-            _time_source, mapping=mapping, source=source), bounds)
+        _check_first_rows(
+            read(n_rows=1000),
+            functools.partial(_time_source, mapping=mapping, source=source),
+            bounds,
+        )
         stage(read(), staging, buckets, bounds)
     os.makedirs(os.path.join(out_dir, "quarantine"), exist_ok=True)
     read = rows_read(staging)
-    invalid = [os.path.join(p, f) for p in _staged_partitions(staging, True)
-               for f in os.listdir(p)]
-    pl.scan_parquet(invalid).sink_parquet(os.path.join(out_dir, "quarantine", "invalid.parquet")) \
-        if invalid else pl.DataFrame(schema=QUARANTINE_SCHEMA).write_parquet(
-            os.path.join(out_dir, "quarantine", "invalid.parquet"))
-    finish = functools.partial(finish_partition, out_dir=out_dir, salt=pseudonymize_salt,
-                               gap_minutes=session_gap_minutes)
+    invalid = [os.path.join(p, f) for p in _staged_partitions(staging, True) for f in os.listdir(p)]
+    pl.scan_parquet(invalid).sink_parquet(
+        os.path.join(out_dir, "quarantine", "invalid.parquet")
+    ) if invalid else pl.DataFrame(schema=QUARANTINE_SCHEMA).write_parquet(
+        os.path.join(out_dir, "quarantine", "invalid.parquet")
+    )
+    finish = functools.partial(
+        finish_partition, out_dir=out_dir, salt=pseudonymize_salt, gap_minutes=session_gap_minutes
+    )
     summaries = []
-    for one in parallel.ordered_map(lambda part: partition_summary(finish(part)),
-                                    _staged_partitions(staging, False), workers):
+    for one in parallel.ordered_map(
+        lambda part: partition_summary(finish(part)), _staged_partitions(staging, False), workers
+    ):
         summaries.append(one)
         progress and progress(1)
     report = summarize(out_dir, read, summaries)

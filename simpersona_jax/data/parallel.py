@@ -21,7 +21,9 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None) -> Iterator[R]:
+def ordered_map(
+    fn: Callable[[T], R], items: Iterable[T], workers: int | None = None
+) -> Iterator[R]:
     """Yields fn(item) for each item, in order, computing up to `workers` at once."""
     workers = workers or default_workers()
     if workers == 1:

@@ -18,11 +18,17 @@ def sessionize(events: pl.LazyFrame, gap_minutes: float = 30.0) -> pl.LazyFrame:
     gap = dt.timedelta(minutes=gap_minutes)
     keys = ["store_id", "buyer_id"]
     missing = pl.col("session_id").is_null()
-    cut = (events.filter(missing).sort(*keys, "event_time")
-           .with_columns(_n=((pl.col("event_time").diff().over(keys) > gap).fill_null(False)
-                             .cum_sum().over(keys)))
-           .with_columns(session_id=pl.col("buyer_id") + "#" + pl.col("_n").cast(pl.String))
-           .drop("_n"))
+    cut = (
+        events.filter(missing)
+        .sort(*keys, "event_time")
+        .with_columns(
+            _n=(
+                (pl.col("event_time").diff().over(keys) > gap).fill_null(False).cum_sum().over(keys)
+            )
+        )
+        .with_columns(session_id=pl.col("buyer_id") + "#" + pl.col("_n").cast(pl.String))
+        .drop("_n")
+    )
     return pl.concat([events.filter(~missing), cut])
 
 
@@ -30,8 +36,14 @@ def assign_strata(events: pl.LazyFrame) -> pl.LazyFrame:
     """(store_id, buyer_id, stratum) with stratum the deepest funnel stage, "A".."E"."""
     et = pl.col("event_type")
     return events.group_by("store_id", "buyer_id").agg(
-        stratum=pl.when((et == "checkout_completed").any()).then(pl.lit("A"))
-        .when((et == "checkout_started").any()).then(pl.lit("B"))
-        .when((et == "product_added_to_cart").any()).then(pl.lit("C"))
-        .when((et == "product_viewed").any()).then(pl.lit("D"))
-        .otherwise(pl.lit("E")).cast(pl.Enum(list(schema.STRATA))))
+        stratum=pl.when((et == "checkout_completed").any())
+        .then(pl.lit("A"))
+        .when((et == "checkout_started").any())
+        .then(pl.lit("B"))
+        .when((et == "product_added_to_cart").any())
+        .then(pl.lit("C"))
+        .when((et == "product_viewed").any())
+        .then(pl.lit("D"))
+        .otherwise(pl.lit("E"))
+        .cast(pl.Enum(list(schema.STRATA)))
+    )

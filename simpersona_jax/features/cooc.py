@@ -32,13 +32,15 @@ CONTENT_COLUMNS = ("category", "brand", "title", "price")
 @dataclasses.dataclass(frozen=True)
 class ItemVectors:
     """One store's product vectors: `ids[k]` has row k of `vectors` [n, dim]."""
+
     ids: pl.Series
     vectors: np.ndarray
 
     def lookup(self, product_ids: pl.Series) -> np.ndarray:
         """[len(product_ids), dim]: each id's vector (zero for an unknown or null id)."""
-        k = product_ids.replace_strict(self.ids, pl.int_range(len(self.ids), eager=True),
-                                       default=None, return_dtype=pl.Int64)
+        k = product_ids.replace_strict(
+            self.ids, pl.int_range(len(self.ids), eager=True), default=None, return_dtype=pl.Int64
+        )
         out = np.zeros((len(product_ids), self.vectors.shape[1]), np.float32)
         known = k.is_not_null().to_numpy()
         out[known] = self.vectors[k.filter(k.is_not_null()).to_numpy()]
@@ -48,28 +50,44 @@ class ItemVectors:
 def id_only_stores(events: pl.LazyFrame) -> list[str]:
     """Stores none of whose events carry product content (category, brand, title or price)."""
     has = events.group_by("store_id").agg(
-        content=pl.any_horizontal([pl.col(c).is_not_null() for c in CONTENT_COLUMNS]).any())
+        content=pl.any_horizontal([pl.col(c).is_not_null() for c in CONTENT_COLUMNS]).any()
+    )
     return sorted(has.filter(~pl.col("content")).collect()["store_id"].to_list())
 
 
-def fit(events: pl.LazyFrame, dim: int = embed.DIM, max_items: int = 200_000,
-        max_session_items: int = 100, seed: int = 0) -> ItemVectors:
+def fit(
+    events: pl.LazyFrame,
+    dim: int = embed.DIM,
+    max_items: int = 200_000,
+    max_session_items: int = 100,
+    seed: int = 0,
+) -> ItemVectors:
     """Item vectors of one store's events (canonical columns; sessions filled)."""
-    pairs = (events.filter(pl.col("product_id").is_not_null())
-             .select("buyer_id", "session_id", "product_id").unique(maintain_order=True)
-             .with_columns(_n=pl.int_range(pl.len()).over("buyer_id", "session_id"))
-             .filter(pl.col("_n") < max_session_items).collect())
-    vocab = (pairs.group_by("product_id").agg(n=pl.len())
-             .sort(["n", "product_id"], descending=[True, False]).head(max_items)["product_id"])
+    pairs = (
+        events.filter(pl.col("product_id").is_not_null())
+        .select("buyer_id", "session_id", "product_id")
+        .unique(maintain_order=True)
+        .with_columns(_n=pl.int_range(pl.len()).over("buyer_id", "session_id"))
+        .filter(pl.col("_n") < max_session_items)
+        .collect()
+    )
+    vocab = (
+        pairs.group_by("product_id")
+        .agg(n=pl.len())
+        .sort(["n", "product_id"], descending=[True, False])
+        .head(max_items)["product_id"]
+    )
     ids = vocab.sort()
     cell = pairs.select(
         s=pl.struct("buyer_id", "session_id").rank("dense") - 1,
-        i=pl.col("product_id").replace_strict(ids, pl.int_range(len(ids), eager=True),
-                                              default=None, return_dtype=pl.Int64),
+        i=pl.col("product_id").replace_strict(
+            ids, pl.int_range(len(ids), eager=True), default=None, return_dtype=pl.Int64
+        ),
     ).drop_nulls()
     x = sp.csr_matrix(
         (np.ones(cell.height, np.float32), (cell["s"].to_numpy(), cell["i"].to_numpy())),
-        shape=(int(cell["s"].max() or 0) + 1, len(ids)))
+        shape=(int(cell["s"].max() or 0) + 1, len(ids)),
+    )
     cooc = (x.T @ x).tocsr()
     cooc.setdiag(0)
     cooc.eliminate_zeros()
@@ -84,17 +102,19 @@ def fit(events: pl.LazyFrame, dim: int = embed.DIM, max_items: int = 200_000,
         # kept, and no coordinate is a constant zero for the model to learn around.
         basis, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((dim, k)))
         norm = np.linalg.norm(u, axis=1, keepdims=True)
-        vectors = (np.divide(u, norm, out=np.zeros_like(u), where=norm > 0) @ basis.T
-                   ).astype(np.float32)
+        vectors = (np.divide(u, norm, out=np.zeros_like(u), where=norm > 0) @ basis.T).astype(
+            np.float32
+        )
     return ItemVectors(ids, vectors)
 
 
 def _ppmi(cooc: sp.csr_matrix, alpha: float = 0.75) -> sp.csr_matrix:
     """Positive PMI of a symmetric co-occurrence matrix, context counts smoothed by `alpha`."""
     row = np.asarray(cooc.sum(axis=1)).ravel()
-    ctx = row ** alpha
+    ctx = row**alpha
     coo = cooc.tocoo()
     pmi = np.log(coo.data * ctx.sum() / (row[coo.row] * ctx[coo.col]))
     keep = pmi > 0
-    return sp.csr_matrix((pmi[keep].astype(np.float32), (coo.row[keep], coo.col[keep])),
-                         shape=cooc.shape)
+    return sp.csr_matrix(
+        (pmi[keep].astype(np.float32), (coo.row[keep], coo.col[keep])), shape=cooc.shape
+    )

@@ -22,7 +22,6 @@ import polars as pl
 from simpersona_jax.features.build import build_buyers
 from simpersona_jax.synth.generate import default_config, generate
 
-
 SYNTHETIC_DEFAULT = "synthetic:default"
 DEFAULT_DIR = "data/default"
 
@@ -40,7 +39,8 @@ def resolve_data_dir(value: str, key: str = "data.dir", need: tuple[str, ...] = 
     elif not value or not os.path.isdir(value):
         raise FileNotFoundError(
             f"{key}={value!r} is not a directory; give a data root written by synthesize or "
-            f"ingest, or {SYNTHETIC_DEFAULT!r} for the embedded synthetic default")
+            f"ingest, or {SYNTHETIC_DEFAULT!r} for the embedded synthetic default"
+        )
     else:
         path = value
     missing = [n for n in need if not os.path.exists(os.path.join(path, n))]

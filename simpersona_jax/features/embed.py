@@ -37,8 +37,9 @@ def price_band(price: float | None) -> int | None:
     return int(math.floor(math.log2(price)))
 
 
-def product_features(category: str | None, brand: str | None, title: str | None,
-                     price: float | None) -> list[tuple[str, float]]:
+def product_features(
+    category: str | None, brand: str | None, title: str | None, price: float | None
+) -> list[tuple[str, float]]:
     """(feature text, weight) pairs of one product's content."""
     feats: list[tuple[str, float]] = []
     if category:
@@ -47,11 +48,16 @@ def product_features(category: str | None, brand: str | None, title: str | None,
     if brand:
         feats.append(("brand:" + brand.lower(), WEIGHTS["brand"]))
     if title:
-        feats += [("word:" + w, WEIGHTS["word"]) for w in dict.fromkeys(_WORD.findall(title.lower()))]
+        feats += [
+            ("word:" + w, WEIGHTS["word"]) for w in dict.fromkeys(_WORD.findall(title.lower()))
+        ]
     band = price_band(price)
     if band is not None:
-        feats += [(f"price:{band}", WEIGHTS["price"]), (f"price:{band - 1}", 0.5 * WEIGHTS["price"]),
-                  (f"price:{band + 1}", 0.5 * WEIGHTS["price"])]
+        feats += [
+            (f"price:{band}", WEIGHTS["price"]),
+            (f"price:{band - 1}", 0.5 * WEIGHTS["price"]),
+            (f"price:{band + 1}", 0.5 * WEIGHTS["price"]),
+        ]
     return feats
 
 
@@ -69,8 +75,12 @@ def embed_products(category, brand, title, price, dim: int = DIM) -> np.ndarray:
 
     Identical content gives identical rows; a product with no content at all is the zero vector.
     """
-    out = np.stack([_content_vector(c, b, t, p, dim)
-                    for c, b, t, p in zip(category, brand, title, price)]) \
-        if len(category) else np.zeros((0, dim), np.float32)
+    out = (
+        np.stack(
+            [_content_vector(c, b, t, p, dim) for c, b, t, p in zip(category, brand, title, price)]
+        )
+        if len(category)
+        else np.zeros((0, dim), np.float32)
+    )
     norm = np.linalg.norm(out, axis=1, keepdims=True)
     return np.divide(out, norm, out=np.zeros_like(out), where=norm > 0)

@@ -14,7 +14,14 @@ import numpy as np
 import polars as pl
 import tensorstore as ts
 
-LABELS: tuple[str, ...] = ("stratum", "purchase_hi", "explore_hi", "engage_hi", "store", "true_type")
+LABELS: tuple[str, ...] = (
+    "stratum",
+    "purchase_hi",
+    "explore_hi",
+    "engage_hi",
+    "store",
+    "true_type",
+)
 SPLITS = ("train", "heldout", "all")
 CHUNK_ROWS = 1024
 
@@ -25,15 +32,28 @@ def _spec(path: str) -> dict:
 
 def create_matrix(path: str, rows: int, dim: int) -> ts.TensorStore:
     # No fsync per chunk: the matrix is derived data, and stats.json (written last) marks it done.
-    return ts.open({**_spec(path), "metadata": {"dtype": "<f4", "shape": [rows, dim],
-                                                "chunks": [CHUNK_ROWS, dim], "compressor": None},
-                    "context": {"file_io_sync": False}},
-                   create=True, delete_existing=True).result()
+    return ts.open(
+        {
+            **_spec(path),
+            "metadata": {
+                "dtype": "<f4",
+                "shape": [rows, dim],
+                "chunks": [CHUNK_ROWS, dim],
+                "compressor": None,
+            },
+            "context": {"file_io_sync": False},
+        },
+        create=True,
+        delete_existing=True,
+    ).result()
 
 
 def open_matrix(path: str) -> ts.TensorStore:
-    return ts.open({**_spec(path), "context": {"cache_pool": {"total_bytes_limit": 256 << 20}}},
-                   open=True, read=True).result()
+    return ts.open(
+        {**_spec(path), "context": {"cache_pool": {"total_bytes_limit": 256 << 20}}},
+        open=True,
+        read=True,
+    ).result()
 
 
 def read_meta(buyers_dir: str) -> pl.DataFrame:
@@ -164,7 +184,9 @@ def epoch_order(n: int, seed: int, epoch: int, pool_rows: int | None = None) -> 
     per_pool = max(1, pool_rows // CHUNK_ROWS)
     pools = []
     for p in range(0, len(starts), per_pool):
-        rows = np.concatenate([np.arange(a, min(a + CHUNK_ROWS, n)) for a in starts[p:p + per_pool]])
+        rows = np.concatenate(
+            [np.arange(a, min(a + CHUNK_ROWS, n)) for a in starts[p : p + per_pool]]
+        )
         pools.append(rows[rng.permutation(len(rows))])
     return np.concatenate(pools)
 
@@ -178,9 +200,18 @@ class ShuffledBatches:
 
     ENDLESS = 1 << 20  # epochs when num_epochs is None
 
-    def __init__(self, source, batch_size: int, *, seed: int, positions=None, shuffle: bool = True,
-                 num_epochs: int | None = None, drop_remainder: bool = True,
-                 pool_rows: int | None = None):
+    def __init__(
+        self,
+        source,
+        batch_size: int,
+        *,
+        seed: int,
+        positions=None,
+        shuffle: bool = True,
+        num_epochs: int | None = None,
+        drop_remainder: bool = True,
+        pool_rows: int | None = None,
+    ):
         self.source, self.batch_size, self.seed = source, batch_size, seed
         self.positions = np.arange(len(source)) if positions is None else np.asarray(positions)
         n = len(self.positions)
@@ -201,15 +232,31 @@ class ShuffledBatches:
         order = self._orders.get(epoch)
         if order is None:  # threads at an epoch boundary read two epochs: both stay cached
             n = len(self.positions)
-            order = epoch_order(n, self.seed, epoch, self.pool_rows) if self.shuffle else np.arange(n)
-            self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1} | {epoch: order}
-        return self.source.take(self.positions[order[j * self.batch_size:(j + 1) * self.batch_size]])
+            order = (
+                epoch_order(n, self.seed, epoch, self.pool_rows) if self.shuffle else np.arange(n)
+            )
+            self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1} | {
+                epoch: order
+            }
+        return self.source.take(
+            self.positions[order[j * self.batch_size : (j + 1) * self.batch_size]]
+        )
 
 
-def make_dataset(buyers_dir: str, split: str, global_batch_size: int, *, seed: int,
-                 shuffle: bool = True, num_epochs: int | None = None, shard_index: int | None = None,
-                 shard_count: int | None = None, drop_remainder: bool = True,
-                 pool_rows: int = 32 * CHUNK_ROWS, in_memory_bytes: int = 2 << 30):
+def make_dataset(
+    buyers_dir: str,
+    split: str,
+    global_batch_size: int,
+    *,
+    seed: int,
+    shuffle: bool = True,
+    num_epochs: int | None = None,
+    shard_index: int | None = None,
+    shard_count: int | None = None,
+    drop_remainder: bool = True,
+    pool_rows: int = 32 * CHUNK_ROWS,
+    in_memory_bytes: int = 2 << 30,
+):
     """This host's slice of the split as a grain.MapDataset of per-host batches (dicts of x
     [b, 403], labels, row), shuffled per epoch (a pool shuffle of `pool_rows` when read from
     disk: see epoch_order)."""
@@ -219,12 +266,20 @@ def make_dataset(buyers_dir: str, split: str, global_batch_size: int, *, seed: i
     shard_index = jax.process_index() if shard_index is None else shard_index
     shard_count = jax.process_count() if shard_count is None else shard_count
     if global_batch_size % shard_count:
-        raise ValueError(f"global batch {global_batch_size} is not divisible by {shard_count} hosts")
+        raise ValueError(
+            f"global batch {global_batch_size} is not divisible by {shard_count} hosts"
+        )
     source = BuyerSource(buyers_dir, split, in_memory_bytes=in_memory_bytes)
     batches = ShuffledBatches(
-        source, global_batch_size // shard_count, seed=seed, shuffle=shuffle, num_epochs=num_epochs,
+        source,
+        global_batch_size // shard_count,
+        seed=seed,
+        shuffle=shuffle,
+        num_epochs=num_epochs,
         positions=host_positions(len(source), shard_index, shard_count),
-        drop_remainder=drop_remainder, pool_rows=None if source.in_memory else pool_rows)
+        drop_remainder=drop_remainder,
+        pool_rows=None if source.in_memory else pool_rows,
+    )
     return grain.MapDataset.source(batches)
 
 

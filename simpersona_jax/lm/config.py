@@ -20,7 +20,7 @@ ATTENTION_IMPLS = ("xla", "jax", "cudnn")
 @dataclasses.dataclass(frozen=True)
 class LMConfig:
     family: str = "qwen3"
-    vocab_size: int = 512               # rows of the embedding table (padded size)
+    vocab_size: int = 512  # rows of the embedding table (padded size)
     hidden_size: int = 64
     intermediate_size: int = 128
     num_layers: int = 2
@@ -33,21 +33,21 @@ class LMConfig:
     rope_scaling: tuple[tuple[str, Any], ...] = ()
     max_position_embeddings: int = 2048
     tie_word_embeddings: bool = True
-    qk_norm: bool = True                # Qwen3
-    qkv_bias: bool = False              # Qwen2 (always), Llama/Qwen3 attention_bias
-    o_bias: bool = False                # Llama/Qwen3 attention_bias
-    mlp_bias: bool = False              # Llama mlp_bias
+    qk_norm: bool = True  # Qwen3
+    qkv_bias: bool = False  # Qwen2 (always), Llama/Qwen3 attention_bias
+    o_bias: bool = False  # Llama/Qwen3 attention_bias
+    mlp_bias: bool = False  # Llama mlp_bias
     bos_token_id: int | None = None
     eos_token_id: int | tuple[int, ...] | None = None
     pad_token_id: int | None = None
     # Numerics and memory.
-    dtype: str = "float32"              # compute dtype ("bfloat16" on accelerators)
+    dtype: str = "float32"  # compute dtype ("bfloat16" on accelerators)
     param_dtype: str = "float32"
-    remat_policy: str = "none"          # none | full | dots | dots_no_batch
+    remat_policy: str = "none"  # none | full | dots | dots_no_batch
     # xla: the blocked causal einsum attention (lm/model.py); jax: jax.nn.dot_product_attention
     # (XLA); cudnn: its fused GPU kernel (cuDNN flash attention).
     attention_impl: str = "xla"
-    loss_chunk: int = 512               # sequence positions per chunk of the loss' logits (lm/loss.py)
+    loss_chunk: int = 512  # sequence positions per chunk of the loss' logits (lm/loss.py)
     # The layer loop: a rolled scan (one compiled layer; compile time flat in depth) or unrolled
     # (straight-line code: no per-layer slicing of stacked params, residuals and cache; faster for
     # shallow models on CPU). None = unroll when num_layers <= 8.
@@ -57,13 +57,21 @@ class LMConfig:
         if self.family not in FAMILIES:
             raise ValueError(f"LMConfig.family={self.family!r}; expected one of {FAMILIES}")
         if self.num_heads % self.num_kv_heads:
-            raise ValueError(f"num_heads={self.num_heads} is not a multiple of num_kv_heads={self.num_kv_heads}")
+            raise ValueError(
+                f"num_heads={self.num_heads} is not a multiple of num_kv_heads={self.num_kv_heads}"
+            )
         if self.rope_type not in ROPE_TYPES:
-            raise ValueError(f"rope_type={self.rope_type!r} is not supported; expected one of {ROPE_TYPES}")
+            raise ValueError(
+                f"rope_type={self.rope_type!r} is not supported; expected one of {ROPE_TYPES}"
+            )
         if self.remat_policy not in REMAT_POLICIES:
-            raise ValueError(f"remat_policy={self.remat_policy!r}; expected one of {REMAT_POLICIES}")
+            raise ValueError(
+                f"remat_policy={self.remat_policy!r}; expected one of {REMAT_POLICIES}"
+            )
         if self.attention_impl not in ATTENTION_IMPLS:
-            raise ValueError(f"attention_impl={self.attention_impl!r}; expected one of {ATTENTION_IMPLS}")
+            raise ValueError(
+                f"attention_impl={self.attention_impl!r}; expected one of {ATTENTION_IMPLS}"
+            )
         if self.unroll_layers is None:
             object.__setattr__(self, "unroll_layers", self.num_layers <= 8)
 
@@ -83,7 +91,13 @@ class LMConfig:
         return dataclasses.replace(self, **kw)
 
     def num_params(self, include_embedding: bool = True) -> int:
-        e, h, kv, d, f = self.hidden_size, self.num_heads, self.num_kv_heads, self.head_dim, self.intermediate_size
+        e, h, kv, d, f = (
+            self.hidden_size,
+            self.num_heads,
+            self.num_kv_heads,
+            self.head_dim,
+            self.intermediate_size,
+        )
         attn = e * h * d + 2 * e * kv * d + h * d * e
         attn += (h * d + 2 * kv * d) * self.qkv_bias + e * self.o_bias + 2 * d * self.qk_norm
         mlp = 3 * e * f + (2 * f + e) * self.mlp_bias
@@ -104,12 +118,22 @@ class LMConfig:
     def from_hf_dict(cls, hf: dict, **overrides) -> "LMConfig":
         mt = hf.get("model_type")
         if mt not in FAMILIES:
-            raise ValueError(f"config.json model_type={mt!r} is not supported; expected one of {FAMILIES}")
-        for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"):
+            raise ValueError(
+                f"config.json model_type={mt!r} is not supported; expected one of {FAMILIES}"
+            )
+        for key in (
+            "vocab_size",
+            "hidden_size",
+            "intermediate_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+        ):
             if key not in hf:
                 raise ValueError(f"config.json lacks required field {key!r}")
         if hf.get("hidden_act", "silu") != "silu":
-            raise ValueError(f"config.json hidden_act={hf['hidden_act']!r}; only 'silu' (SwiGLU) is supported")
+            raise ValueError(
+                f"config.json hidden_act={hf['hidden_act']!r}; only 'silu' (SwiGLU) is supported"
+            )
         if mt in ("qwen2", "qwen3") and hf.get("use_sliding_window"):
             raise ValueError("config.json use_sliding_window=true is not supported")
         rope = dict(hf.get("rope_parameters") or hf.get("rope_scaling") or {})
@@ -119,60 +143,69 @@ class LMConfig:
         if rope.get("rope_type") == "default":
             rope.pop("rope_type")
         if "partial_rotary_factor" in rope or "partial_rotary_factor" in hf:
-            if float(rope.pop("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0))) != 1.0:
+            if (
+                float(rope.pop("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0)))
+                != 1.0
+            ):
                 raise ValueError("partial_rotary_factor != 1 is not supported")
         heads = hf["num_attention_heads"]
         eos = hf.get("eos_token_id")
         attention_bias = bool(hf.get("attention_bias", False))
         kw = dict(
-                family=mt,
-                vocab_size=hf["vocab_size"],
-                hidden_size=hf["hidden_size"],
-                intermediate_size=hf["intermediate_size"],
-                num_layers=hf["num_hidden_layers"],
-                num_heads=heads,
-                num_kv_heads=hf.get("num_key_value_heads") or heads,
-                head_dim=hf.get("head_dim") or hf["hidden_size"] // heads,
-                rms_norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
-                rope_theta=float(theta),
-                rope_scaling=tuple(sorted((k, v) for k, v in rope.items() if v is not None)),
-                max_position_embeddings=hf.get("max_position_embeddings", 2048),
-                tie_word_embeddings=bool(hf.get("tie_word_embeddings", mt != "llama")),
-                qk_norm=mt == "qwen3",
-                qkv_bias=True if mt == "qwen2" else attention_bias,
-                o_bias=False if mt == "qwen2" else attention_bias,
-                mlp_bias=bool(hf.get("mlp_bias", False)),
-                bos_token_id=hf.get("bos_token_id"),
-                eos_token_id=tuple(eos) if isinstance(eos, list) else eos,
-                pad_token_id=hf.get("pad_token_id"),
+            family=mt,
+            vocab_size=hf["vocab_size"],
+            hidden_size=hf["hidden_size"],
+            intermediate_size=hf["intermediate_size"],
+            num_layers=hf["num_hidden_layers"],
+            num_heads=heads,
+            num_kv_heads=hf.get("num_key_value_heads") or heads,
+            head_dim=hf.get("head_dim") or hf["hidden_size"] // heads,
+            rms_norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
+            rope_theta=float(theta),
+            rope_scaling=tuple(sorted((k, v) for k, v in rope.items() if v is not None)),
+            max_position_embeddings=hf.get("max_position_embeddings", 2048),
+            tie_word_embeddings=bool(hf.get("tie_word_embeddings", mt != "llama")),
+            qk_norm=mt == "qwen3",
+            qkv_bias=True if mt == "qwen2" else attention_bias,
+            o_bias=False if mt == "qwen2" else attention_bias,
+            mlp_bias=bool(hf.get("mlp_bias", False)),
+            bos_token_id=hf.get("bos_token_id"),
+            eos_token_id=tuple(eos) if isinstance(eos, list) else eos,
+            pad_token_id=hf.get("pad_token_id"),
         )
         kw.update(overrides)
         return cls(**kw)
 
     def to_hf_dict(self) -> dict:
-        arch = {"qwen3": "Qwen3ForCausalLM", "qwen2": "Qwen2ForCausalLM", "llama": "LlamaForCausalLM"}
+        arch = {
+            "qwen3": "Qwen3ForCausalLM",
+            "qwen2": "Qwen2ForCausalLM",
+            "llama": "LlamaForCausalLM",
+        }
         rope = {"rope_theta": self.rope_theta, "rope_type": "default", **dict(self.rope_scaling)}
         out = {
-                "architectures": [arch[self.family]],
-                "model_type": self.family,
-                "vocab_size": self.vocab_size,
-                "hidden_size": self.hidden_size,
-                "intermediate_size": self.intermediate_size,
-                "num_hidden_layers": self.num_layers,
-                "num_attention_heads": self.num_heads,
-                "num_key_value_heads": self.num_kv_heads,
-                "head_dim": self.head_dim,
-                "hidden_act": "silu",
-                "rms_norm_eps": self.rms_norm_eps,
-                "rope_theta": self.rope_theta,
-                "rope_parameters": rope,
-                "max_position_embeddings": self.max_position_embeddings,
-                "tie_word_embeddings": self.tie_word_embeddings,
-                "bos_token_id": self.bos_token_id,
-                "eos_token_id": list(self.eos_token_id) if isinstance(self.eos_token_id, tuple) else self.eos_token_id,
-                "pad_token_id": self.pad_token_id,
-                "torch_dtype": self.param_dtype,
-                "use_cache": True,
+            "architectures": [arch[self.family]],
+            "model_type": self.family,
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "num_key_value_heads": self.num_kv_heads,
+            "head_dim": self.head_dim,
+            "hidden_act": "silu",
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "rope_parameters": rope,
+            "max_position_embeddings": self.max_position_embeddings,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": list(self.eos_token_id)
+            if isinstance(self.eos_token_id, tuple)
+            else self.eos_token_id,
+            "pad_token_id": self.pad_token_id,
+            "torch_dtype": self.param_dtype,
+            "use_cache": True,
         }
         if self.family == "qwen2":
             if self.o_bias or self.mlp_bias:
@@ -180,8 +213,10 @@ class LMConfig:
             out["use_sliding_window"] = False
         else:
             if self.qkv_bias != self.o_bias:
-                raise ValueError(f"{self.family} ties q/k/v and o_proj bias (attention_bias); got "
-                                                  f"qkv_bias={self.qkv_bias}, o_bias={self.o_bias}")
+                raise ValueError(
+                    f"{self.family} ties q/k/v and o_proj bias (attention_bias); got "
+                    f"qkv_bias={self.qkv_bias}, o_bias={self.o_bias}"
+                )
             out["attention_bias"] = self.qkv_bias
         if self.family == "qwen3":
             out["use_sliding_window"] = False
@@ -197,19 +232,52 @@ class LMConfig:
 # Architectures of released checkpoints (their config.json), for sizing runs without the weights
 # (compile_check --model=<name>): LMConfig fields and the tokenizer's length (the ids in use;
 # persona tokens are appended after them, the table padded to persona.vocab_multiple).
-_QWEN3 = dict(family="qwen3", vocab_size=151936, head_dim=128, num_kv_heads=8, rope_theta=1_000_000.0,
-              max_position_embeddings=40960, rms_norm_eps=1e-6, bos_token_id=151643, eos_token_id=151645,
-              pad_token_id=151643)
+_QWEN3 = dict(
+    family="qwen3",
+    vocab_size=151936,
+    head_dim=128,
+    num_kv_heads=8,
+    rope_theta=1_000_000.0,
+    max_position_embeddings=40960,
+    rms_norm_eps=1e-6,
+    bos_token_id=151643,
+    eos_token_id=151645,
+    pad_token_id=151643,
+)
 QWEN3_TOKENIZER_LEN = 151669
 MODEL_SHAPES: dict[str, dict] = {
-    "qwen3-0.6b": dict(_QWEN3, hidden_size=1024, intermediate_size=3072, num_layers=28, num_heads=16,
-                       tie_word_embeddings=True),
-    "qwen3-1.7b": dict(_QWEN3, hidden_size=2048, intermediate_size=6144, num_layers=28, num_heads=16,
-                       tie_word_embeddings=True),
-    "qwen3-8b": dict(_QWEN3, hidden_size=4096, intermediate_size=12288, num_layers=36, num_heads=32,
-                     tie_word_embeddings=False),
-    "qwen3-14b": dict(_QWEN3, hidden_size=5120, intermediate_size=17408, num_layers=40, num_heads=40,
-                      tie_word_embeddings=False),
+    "qwen3-0.6b": dict(
+        _QWEN3,
+        hidden_size=1024,
+        intermediate_size=3072,
+        num_layers=28,
+        num_heads=16,
+        tie_word_embeddings=True,
+    ),
+    "qwen3-1.7b": dict(
+        _QWEN3,
+        hidden_size=2048,
+        intermediate_size=6144,
+        num_layers=28,
+        num_heads=16,
+        tie_word_embeddings=True,
+    ),
+    "qwen3-8b": dict(
+        _QWEN3,
+        hidden_size=4096,
+        intermediate_size=12288,
+        num_layers=36,
+        num_heads=32,
+        tie_word_embeddings=False,
+    ),
+    "qwen3-14b": dict(
+        _QWEN3,
+        hidden_size=5120,
+        intermediate_size=17408,
+        num_layers=40,
+        num_heads=40,
+        tie_word_embeddings=False,
+    ),
 }
 
 

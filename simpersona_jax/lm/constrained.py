@@ -40,9 +40,15 @@ def prefill(params, prompt_BxP, pad_B, *, cfg: LMConfig, length: int):
     b, p = prompt_BxP.shape
     kv_valid = jnp.arange(length)[None, :] >= pad_B[:, None]
     positions = jnp.maximum(jnp.arange(p)[None, :] - pad_B[:, None], 0)
-    logits, cache = Decoder(cfg).apply({"params": params}, prompt_BxP, positions,
-                                       cache=init_cache(cfg, b, length), write_index=0,
-                                       kv_valid_BxS=kv_valid, last_only=True)
+    logits, cache = Decoder(cfg).apply(
+        {"params": params},
+        prompt_BxP,
+        positions,
+        cache=init_cache(cfg, b, length),
+        write_index=0,
+        kv_valid_BxS=kv_valid,
+        last_only=True,
+    )
     return jax.nn.log_softmax(logits[:, 0].astype(jnp.float32)), cache
 
 
@@ -52,8 +58,14 @@ def extend(params, tok_B, pad_B, cache, write_index, *, cfg: LMConfig):
     s = cache["k"].shape[3]
     kv_valid = jnp.arange(s)[None, :] >= pad_B[:, None]
     pos = (write_index - pad_B)[:, None]
-    logits, cache = Decoder(cfg).apply({"params": params}, tok_B[:, None], pos, cache=cache,
-                                       write_index=write_index, kv_valid_BxS=kv_valid)
+    logits, cache = Decoder(cfg).apply(
+        {"params": params},
+        tok_B[:, None],
+        pos,
+        cache=cache,
+        write_index=write_index,
+        kv_valid_BxS=kv_valid,
+    )
     return jax.nn.log_softmax(logits[:, 0].astype(jnp.float32)), cache
 
 
@@ -72,9 +84,16 @@ class _Row:
 class ConstrainedDecoder:
     """Samples one valid action per row from `Candidate` lists (see the module docstring)."""
 
-    def __init__(self, cfg: LMConfig, params, tokenizer, *, max_text_tokens: int = 24,
-                 prompt_buckets: Sequence[int] = PROMPT_BUCKETS,
-                 batch_buckets: Sequence[int] = BATCH_BUCKETS):
+    def __init__(
+        self,
+        cfg: LMConfig,
+        params,
+        tokenizer,
+        *,
+        max_text_tokens: int = 24,
+        prompt_buckets: Sequence[int] = PROMPT_BUCKETS,
+        batch_buckets: Sequence[int] = BATCH_BUCKETS,
+    ):
         self.cfg, self.params, self.tokenizer = cfg, params, tokenizer
         self.max_text_tokens = min(max_text_tokens, MAX_NEW - 16)
         self.prompt_buckets, self.batch_buckets = prompt_buckets, batch_buckets
@@ -139,8 +158,13 @@ class ConstrainedDecoder:
             row.fill_bid = row.fills[row.prefix]
         return tok
 
-    def choose(self, prompts: Sequence[Sequence[int]], cands: Sequence[Sequence[Candidate]],
-               seeds: Sequence[int], temperature: float = 1.0) -> list[str]:
+    def choose(
+        self,
+        prompts: Sequence[Sequence[int]],
+        cands: Sequence[Sequence[Candidate]],
+        seeds: Sequence[int],
+        temperature: float = 1.0,
+    ) -> list[str]:
         """One action string per prompt, drawn from its candidates."""
         n = len(prompts)
         if not (len(cands) == len(seeds) == n):
@@ -155,7 +179,7 @@ class ConstrainedDecoder:
         for i, q in enumerate(prompts):
             if not len(q):
                 raise ValueError(f"prompt {i} is empty")
-            toks[i, p - len(q):] = q
+            toks[i, p - len(q) :] = q
             pad[i] = p - len(q)
         logp, cache = prefill(self.params, toks, pad, cfg=self.cfg, length=p + MAX_NEW)
         for i in range(MAX_NEW):

@@ -76,7 +76,9 @@ def _to_hf(x: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(kind)
 
 
-def _read_block(get_slice: Callable, kind: str, shape: tuple[int, ...], index: tuple[slice, ...]) -> np.ndarray:
+def _read_block(
+    get_slice: Callable, kind: str, shape: tuple[int, ...], index: tuple[slice, ...]
+) -> np.ndarray:
     """Read our-layout block `index` of a param of our `shape` from an HF tensor (lazy slices)."""
     idx = tuple(slice(*s.indices(n)) for s, n in zip(index, shape))
     if kind == "copy":
@@ -98,7 +100,9 @@ def _read_block(get_slice: Callable, kind: str, shape: tuple[int, ...], index: t
     if kind == "split":
         h, d = idx
         hd = shape[1]
-        blk = np.asarray(get_slice((slice(h.start * hd, h.stop * hd),))).reshape(h.stop - h.start, hd)
+        blk = np.asarray(get_slice((slice(h.start * hd, h.stop * hd),))).reshape(
+            h.stop - h.start, hd
+        )
         return blk[:, d]
     raise ValueError(kind)
 
@@ -139,11 +143,15 @@ class _TensorIndex:
 
 
 def _paths(tree) -> list[tuple[tuple[str, ...], object]]:
-    flat = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: isinstance(x, nn.Partitioned))[0]
+    flat = jax.tree_util.tree_flatten_with_path(
+        tree, is_leaf=lambda x: isinstance(x, nn.Partitioned)
+    )[0]
     return [(tuple(k.key for k in kp), leaf) for kp, leaf in flat]
 
 
-def load_params(folder: str, cfg: LMConfig | None = None, mesh: Mesh | None = None, rules=shd.LOGICAL_RULES):
+def load_params(
+    folder: str, cfg: LMConfig | None = None, mesh: Mesh | None = None, rules=shd.LOGICAL_RULES
+):
     """(cfg, params): params as jax.Arrays placed with the logical-axis shardings on `mesh`.
 
     Without a mesh, params go to the first device. Each device's block is read from disk by
@@ -168,21 +176,27 @@ def load_params(folder: str, cfg: LMConfig | None = None, mesh: Mesh | None = No
             raise KeyError(f"{folder}: config has tie_word_embeddings=false but no lm_head.weight")
         for name, _ in names:
             if not tensors.has(name):
-                raise KeyError(f"{folder}: checkpoint lacks tensor {name!r} needed for param {'/'.join(path)}")
+                raise KeyError(
+                    f"{folder}: checkpoint lacks tensor {name!r} needed for param {'/'.join(path)}"
+                )
         stacked = path[0] == "layers"
         per_shape = shape[1:] if stacked else shape
         kind = names[0][1]
         want = _to_hf(np.empty(per_shape, np.float32), kind).shape
         got = tensors.shape(names[0][0])
         if tuple(got) != tuple(want):
-            raise ValueError(f"{folder}: tensor {names[0][0]} has shape {tuple(got)}, expected {want} "
-                             f"for config {cfg.family} ({'/'.join(path)})")
+            raise ValueError(
+                f"{folder}: tensor {names[0][0]} has shape {tuple(got)}, expected {want} "
+                f"for config {cfg.family} ({'/'.join(path)})"
+            )
 
         def callback(index, names=names, kind=kind, per_shape=per_shape, stacked=stacked):
             if not stacked:
                 return _read_block(tensors.slicer(names[0][0]), kind, per_shape, index).astype(pdt)
             layers = range(*index[0].indices(cfg.num_layers))
-            blocks = [_read_block(tensors.slicer(names[i][0]), kind, per_shape, index[1:]) for i in layers]
+            blocks = [
+                _read_block(tensors.slicer(names[i][0]), kind, per_shape, index[1:]) for i in layers
+            ]
             return np.stack(blocks).astype(pdt)
 
         arr = jax.make_array_from_callback(shape, sh_flat[path], callback)
@@ -195,6 +209,7 @@ def load_params(folder: str, cfg: LMConfig | None = None, mesh: Mesh | None = No
 
 def load_tokenizer(folder: str):
     from transformers import AutoTokenizer
+
     return AutoTokenizer.from_pretrained(folder)
 
 
@@ -202,12 +217,21 @@ def load_tokenizer(folder: str):
 def _gather(x) -> np.ndarray:
     if jax.process_count() > 1 and not x.is_fully_addressable:
         from jax.experimental import multihost_utils
+
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(jax.device_get(x))
 
 
-def save_pretrained(folder: str, cfg: LMConfig, params, tokenizer=None, *, extra_config: dict | None = None,
-                    max_shard_bytes: int = 2 << 30, dtype: str | None = None) -> None:
+def save_pretrained(
+    folder: str,
+    cfg: LMConfig,
+    params,
+    tokenizer=None,
+    *,
+    extra_config: dict | None = None,
+    max_shard_bytes: int = 2 << 30,
+    dtype: str | None = None,
+) -> None:
     """Write a folder that transformers' AutoModelForCausalLM / AutoTokenizer load.
 
     Parameters are gathered one at a time (only process 0 writes). `extra_config` is merged into
@@ -219,8 +243,11 @@ def save_pretrained(folder: str, cfg: LMConfig, params, tokenizer=None, *, extra
     size = 0
     for path, leaf in _paths(params):
         x = _gather(leaf)
-        items = ([(hf_name(path, i), x[i]) for i in range(cfg.num_layers)] if path[0] == "layers"
-                 else [(hf_name(path), x)])
+        items = (
+            [(hf_name(path, i), x[i]) for i in range(cfg.num_layers)]
+            if path[0] == "layers"
+            else [(hf_name(path), x)]
+        )
         for (name, kind), v in items:
             t = np.ascontiguousarray(_to_hf(v, kind).astype(out_dt))
             if size + t.nbytes > max_shard_bytes and shards[-1]:
@@ -249,5 +276,3 @@ def save_pretrained(folder: str, cfg: LMConfig, params, tokenizer=None, *, extra
         json.dump(hf, f, indent=2)
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)
-
-

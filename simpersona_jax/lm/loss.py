@@ -52,12 +52,15 @@ def masked_loss(hidden_BxTxE, w_ExV, batch, *, chunk: int, dtype) -> tuple[jax.A
         tgt_logit = jnp.sum(jnp.where(vocab == tgt_BxC[..., None], logits, 0.0), axis=-1)
         correct = jnp.argmax(logits, axis=-1) == tgt_BxC
         loss_sum, correct_sum = carry
-        return (loss_sum + jnp.sum((logz - tgt_logit) * mask_BxC),
-                correct_sum + jnp.sum(correct * mask_BxC)), None
+        return (
+            loss_sum + jnp.sum((logz - tgt_logit) * mask_BxC),
+            correct_sum + jnp.sum(correct * mask_BxC),
+        ), None
 
     mask = batch["loss_mask"].astype(jnp.float32)
     zero = jnp.zeros((), jnp.float32)
     (loss_sum, correct_sum), _ = jax.lax.scan(
-        one, (zero, zero), (chunks(hidden_BxTxE), chunks(batch["targets"]), chunks(mask)))
+        one, (zero, zero), (chunks(hidden_BxTxE), chunks(batch["targets"]), chunks(mask))
+    )
     count = jnp.maximum(mask.sum(), 1.0)
     return loss_sum / count, {"token_acc": correct_sum / count, "action_tokens": mask.sum()}

@@ -43,7 +43,9 @@ def _dtype(name: str):
 
 def _param(module: nn.Module, name: str, shape, axes, init):
     cfg: LMConfig = module.cfg
-    return module.param(name, nn.with_logical_partitioning(init, axes), shape, _dtype(cfg.param_dtype))
+    return module.param(
+        name, nn.with_logical_partitioning(init, axes), shape, _dtype(cfg.param_dtype)
+    )
 
 
 def constrain(x, axes):
@@ -77,7 +79,9 @@ class Attention(nn.Module):
     cfg: LMConfig
 
     @nn.compact
-    def __call__(self, x_BxTxE, cos, sin, mask_BxTxS, cache_kv, layer, write_index, last_query=False):
+    def __call__(
+        self, x_BxTxE, cos, sin, mask_BxTxS, cache_kv, layer, write_index, last_query=False
+    ):
         """last_query: queries of the last position only (keys/values of all positions)."""
         cfg = self.cfg
         dt = _dtype(cfg.dtype)
@@ -131,10 +135,14 @@ class Attention(nn.Module):
 def _attend(q_BxTxHxD, k_BxKxSxD, v_BxKxSxD, mask_BxTxS, cfg: LMConfig):
     b, t, h, d = q_BxTxHxD.shape
     kv = k_BxKxSxD.shape[1]
-    if cfg.attention_impl != "xla":  # "jax": jax.nn.dot_product_attention's default; "cudnn": fused GPU kernel
+    if (
+        cfg.attention_impl != "xla"
+    ):  # "jax": jax.nn.dot_product_attention's default; "cudnn": fused GPU kernel
         impl = None if cfg.attention_impl == "jax" else cfg.attention_impl
         k, v = k_BxKxSxD.transpose(0, 2, 1, 3), v_BxKxSxD.transpose(0, 2, 1, 3)
-        return jax.nn.dot_product_attention(q_BxTxHxD, k, v, mask=mask_BxTxS[:, None], implementation=impl)
+        return jax.nn.dot_product_attention(
+            q_BxTxHxD, k, v, mask=mask_BxTxS[:, None], implementation=impl
+        )
     # Grouped query heads share their key/value head: logits [B, KV, T, G, S] are one batched matmul
     # per (row, kv head) whose contraction (D) and softmax (S) axes are minor, so no big transposes.
     q = (q_BxTxHxD * jnp.asarray(d**-0.5, q_BxTxHxD.dtype)).reshape(b, t, kv, h // kv, d)
@@ -148,14 +156,22 @@ def _attend(q_BxTxHxD, k_BxKxSxD, v_BxKxSxD, mask_BxTxS, cfg: LMConfig):
         outs = []
         for lo in range(0, t, block):
             hi = min(lo + block, t)
-            outs.append(_attend_block(q[:, lo:hi], k_BxKxSxD[:, :, :hi], v_BxKxSxD[:, :, :hi],
-                                      mask_BxTxS[:, lo:hi, :hi]))
+            outs.append(
+                _attend_block(
+                    q[:, lo:hi],
+                    k_BxKxSxD[:, :, :hi],
+                    v_BxKxSxD[:, :, :hi],
+                    mask_BxTxS[:, lo:hi, :hi],
+                )
+            )
         out = jnp.concatenate(outs, axis=2)
     return out.transpose(0, 2, 1, 3, 4).reshape(b, t, h, d)
 
 
 def _attend_block(q_BxTxKxGxD, k_BxKxSxD, v_BxKxSxD, mask_BxTxS):
-    logits = jnp.einsum("btkgd,bksd->bktgs", q_BxTxKxGxD, k_BxKxSxD, preferred_element_type=jnp.float32)
+    logits = jnp.einsum(
+        "btkgd,bksd->bktgs", q_BxTxKxGxD, k_BxKxSxD, preferred_element_type=jnp.float32
+    )
     logits = jnp.where(mask_BxTxS[:, None, :, None, :], logits, NEG_INF)
     probs = jax.nn.softmax(logits, axis=-1).astype(v_BxKxSxD.dtype)
     return jnp.einsum("bktgs,bksd->bktgd", probs, v_BxKxSxD)
@@ -202,8 +218,19 @@ class Block(nn.Module):
         if last_only:
             # Only the last position's output of the final layer is used (next-token logits after a
             # prefill); its keys/values are still written for every position.
-            x, new_cache = nn.cond(layer == self.cfg.num_layers - 1, Block._last_row, Block._rows, self, x, cos, sin,
-                                   mask, cache_kv, layer, write_index)
+            x, new_cache = nn.cond(
+                layer == self.cfg.num_layers - 1,
+                Block._last_row,
+                Block._rows,
+                self,
+                x,
+                cos,
+                sin,
+                mask,
+                cache_kv,
+                layer,
+                write_index,
+            )
         else:
             x, new_cache = self._rows(x, cos, sin, mask, cache_kv, layer, write_index)
         return (x, new_cache, layer + 1), None
@@ -215,7 +242,9 @@ class Block(nn.Module):
         return constrain(x, ("act_batch", "act_len", "act_embed")), new_cache
 
     def _last_row(self, x, cos, sin, mask, cache_kv, layer, write_index):
-        a, new_cache = self.attn(self.input_norm(x), cos, sin, mask, cache_kv, layer, write_index, last_query=True)
+        a, new_cache = self.attn(
+            self.input_norm(x), cos, sin, mask, cache_kv, layer, write_index, last_query=True
+        )
         y = x[:, -1:] + a
         y = y + self.mlp(self.post_attn_norm(y))
         return jax.lax.dynamic_update_slice_in_dim(x, y, x.shape[1] - 1, axis=1), new_cache
@@ -235,12 +264,19 @@ class Decoder(nn.Module):
 
     def setup(self):
         cfg = self.cfg
-        self.embedding = _param(self, "embedding", (cfg.vocab_size, cfg.hidden_size), ("vocab", "embed"),
-                                nn.initializers.normal(0.02))
+        self.embedding = _param(
+            self,
+            "embedding",
+            (cfg.vocab_size, cfg.hidden_size),
+            ("vocab", "embed"),
+            nn.initializers.normal(0.02),
+        )
         block = Block
         if cfg.remat_policy != "none":
             # static_argnums counts self: 6 is Block.__call__'s last_only (a Python bool).
-            block = nn.remat(Block, policy=_POLICIES[cfg.remat_policy], prevent_cse=False, static_argnums=(6,))
+            block = nn.remat(
+                Block, policy=_POLICIES[cfg.remat_policy], prevent_cse=False, static_argnums=(6,)
+            )
         self.layers = nn.scan(
             block,
             variable_axes={"params": 0},
@@ -252,22 +288,52 @@ class Decoder(nn.Module):
         )(cfg, name="layers")
         self.final_norm = RMSNorm(cfg, cfg.hidden_size, name="final_norm")
         if not cfg.tie_word_embeddings:
-            self.lm_head = _param(self, "lm_head", (cfg.hidden_size, cfg.vocab_size), ("embed", "vocab"),
-                                  nn.initializers.normal(0.02))
+            self.lm_head = _param(
+                self,
+                "lm_head",
+                (cfg.hidden_size, cfg.vocab_size),
+                ("embed", "vocab"),
+                nn.initializers.normal(0.02),
+            )
 
-    def __call__(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, *, cache=None, write_index=0,
-                 kv_valid_BxS=None, return_hidden=False, last_only=False):
-        hidden, new_cache = self.hidden_states(tokens_BxT, positions_BxT, segment_ids_BxT, cache=cache,
-                                               write_index=write_index, kv_valid_BxS=kv_valid_BxS,
-                                               last_only=last_only)
+    def __call__(
+        self,
+        tokens_BxT,
+        positions_BxT=None,
+        segment_ids_BxT=None,
+        *,
+        cache=None,
+        write_index=0,
+        kv_valid_BxS=None,
+        return_hidden=False,
+        last_only=False,
+    ):
+        hidden, new_cache = self.hidden_states(
+            tokens_BxT,
+            positions_BxT,
+            segment_ids_BxT,
+            cache=cache,
+            write_index=write_index,
+            kv_valid_BxS=kv_valid_BxS,
+            last_only=last_only,
+        )
         if last_only:
             hidden = hidden[:, -1:]
         if return_hidden:
             return hidden, new_cache
         return self.logits(hidden), new_cache
 
-    def hidden_states(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, *, cache=None, write_index=0,
-                      kv_valid_BxS=None, last_only=False):
+    def hidden_states(
+        self,
+        tokens_BxT,
+        positions_BxT=None,
+        segment_ids_BxT=None,
+        *,
+        cache=None,
+        write_index=0,
+        kv_valid_BxS=None,
+        last_only=False,
+    ):
         """Final-norm hidden states [B, T, E]; with last_only, only position T-1 is valid."""
         cfg = self.cfg
         b, t = tokens_BxT.shape
@@ -286,15 +352,18 @@ class Decoder(nn.Module):
         else:
             s = cache["k"].shape[3]
             cos, sin = rope.cos_sin(cfg, positions_BxT, s)
-            prefill = isinstance(write_index, int) and write_index == 0  # attends to its own t slots
+            prefill = (
+                isinstance(write_index, int) and write_index == 0
+            )  # attends to its own t slots
             k_idx = jnp.arange(t if prefill else s)
             mask = k_idx[None, None, :] <= (write_index + q_idx)[None, :, None]
             if kv_valid_BxS is not None:
-                mask = mask & kv_valid_BxS[:, None, :len(k_idx)]
+                mask = mask & kv_valid_BxS[:, None, : len(k_idx)]
             layer_cache = (cache["k"], cache["v"])
         mask = jnp.broadcast_to(mask, (b, t, mask.shape[-1]))
-        (x, new_layer_cache, _), _ = self.layers((x, layer_cache, jnp.int32(0)), cos, sin, mask, write_index,
-                                                 last_only)
+        (x, new_layer_cache, _), _ = self.layers(
+            (x, layer_cache, jnp.int32(0)), cos, sin, mask, write_index, last_only
+        )
         x = self.final_norm(x)
         new_cache = None if cache is None else {"k": new_layer_cache[0], "v": new_layer_cache[1]}
         return x, new_cache

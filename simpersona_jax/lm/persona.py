@@ -31,24 +31,38 @@ def _fill_rows(table_VxE, new_ids, n_real_rows: int, new_vocab_size: int, rng):
     if n_real_rows > v:
         raise ValueError(f"n_real_rows={n_real_rows} > table rows {v}")
     ids = jnp.asarray(new_ids, jnp.int32)
-    if len(new_ids) and (int(np.max(new_ids)) >= new_vocab_size or int(np.min(new_ids)) < n_real_rows):
-        raise ValueError(f"persona ids must lie in [{n_real_rows}, {new_vocab_size}); got "
-                         f"{int(np.min(new_ids))}..{int(np.max(new_ids))}")
+    if len(new_ids) and (
+        int(np.max(new_ids)) >= new_vocab_size or int(np.min(new_ids)) < n_real_rows
+    ):
+        raise ValueError(
+            f"persona ids must lie in [{n_real_rows}, {new_vocab_size}); got "
+            f"{int(np.min(new_ids))}..{int(np.max(new_ids))}"
+        )
     real = table_VxE[:n_real_rows].astype(jnp.float32)
     mean, std = real.mean(0), real.std(0)
-    grown = jnp.concatenate([table_VxE, jnp.zeros((new_vocab_size - v, e), table_VxE.dtype)], axis=0)
+    grown = jnp.concatenate(
+        [table_VxE, jnp.zeros((new_vocab_size - v, e), table_VxE.dtype)], axis=0
+    )
     noise = jax.random.normal(rng, (len(new_ids), e), jnp.float32)
     return grown.at[ids].set((mean + std * noise).astype(table_VxE.dtype))
 
 
-def extend_vocab(cfg: LMConfig, params: dict, new_ids: Sequence[int], n_real_rows: int, new_vocab_size: int,
-                 rng: jax.Array) -> tuple[LMConfig, dict]:
+def extend_vocab(
+    cfg: LMConfig,
+    params: dict,
+    new_ids: Sequence[int],
+    n_real_rows: int,
+    new_vocab_size: int,
+    rng: jax.Array,
+) -> tuple[LMConfig, dict]:
     """(cfg with vocab_size=new_vocab_size, params with persona rows set from mean/std statistics)."""
     k_emb, k_head = jax.random.split(rng)
     out = dict(params)
     out["embedding"] = _fill_rows(params["embedding"], new_ids, n_real_rows, new_vocab_size, k_emb)
     if not cfg.tie_word_embeddings:
-        out["lm_head"] = _fill_rows(params["lm_head"].T, new_ids, n_real_rows, new_vocab_size, k_head).T
+        out["lm_head"] = _fill_rows(
+            params["lm_head"].T, new_ids, n_real_rows, new_vocab_size, k_head
+        ).T
     return cfg.replace(vocab_size=new_vocab_size), out
 
 

@@ -17,15 +17,16 @@ import re
 from typing import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from simpersona_jax.lm import sft
 from simpersona_jax.lm.config import pad_to_multiple
 from simpersona_jax.rollout.actions import format_action
 
-DECISIONS = {"add_to_cart": ("product", 'button "Add to cart"'),
-             "checkout": ("cart", 'link "Proceed to checkout"')}
+DECISIONS = {
+    "add_to_cart": ("product", 'button "Add to cart"'),
+    "checkout": ("cart", 'link "Proceed to checkout"'),
+}
 
 
 def decision_action(observation: str, decision: str) -> str | None:
@@ -48,30 +49,39 @@ def mismatched(personas: np.ndarray, seed: int = 0) -> np.ndarray:
     return out
 
 
-def example_nll(task, params, rows: Sequence[dict], *, use_persona: bool = True,
-                batch_size: int = 32) -> np.ndarray:
+def example_nll(
+    task, params, rows: Sequence[dict], *, use_persona: bool = True, batch_size: int = 32
+) -> np.ndarray:
     """[N] summed NLL of each row's action (neutral goal) under `params`."""
     if not rows:
         return np.zeros((0,), np.float64)
     max_len = int(task.config.data.seq_len)
-    ex = sft.encode_examples(task.tokenizer, rows, goal_field="goal_neutral", max_len=max_len,
-                             use_persona=use_persona and task.use_persona)
+    ex = sft.encode_examples(
+        task.tokenizer,
+        rows,
+        goal_field="goal_neutral",
+        max_len=max_len,
+        use_persona=use_persona and task.use_persona,
+    )
     length = min(max_len, pad_to_multiple(max(len(ids) - 1 for ids, _ in ex), 64))
     padded = sft.pad_rows(ex, length, task.tokenizer.pad_token_id or 0)
     fn = _nll_fn(task)
     out = []
     for i in range(0, len(ex), batch_size):
-        chunk = {k: v[i:i + batch_size] for k, v in padded.items()}
+        chunk = {k: v[i : i + batch_size] for k, v in padded.items()}
         m = len(chunk["inputs"])
         if m < batch_size:  # one compiled shape per length
-            chunk = {k: np.concatenate([v, np.repeat(v[-1:], batch_size - m, 0)])
-                     for k, v in chunk.items()}
+            chunk = {
+                k: np.concatenate([v, np.repeat(v[-1:], batch_size - m, 0)])
+                for k, v in chunk.items()
+            }
         out.append(np.asarray(fn(params, chunk))[:m])
     return np.concatenate(out).astype(np.float64)
 
 
 def _nll_fn(task):
     if getattr(task, "_persona_nll_fn", None) is None:
+
         def nll(params, rows):
             losses = sft.token_losses(task.logits(params, rows), rows["targets"])
             return (losses * rows["loss_mask"]).sum(-1)
@@ -86,8 +96,7 @@ def _paired(a: np.ndarray, b: np.ndarray) -> dict:
     return {"mean": float(d.mean()), "ci95": [float(d.mean() - half), float(d.mean() + half)]}
 
 
-def evaluate(task, params, rows: Sequence[dict], strata: dict | None = None,
-             seed: int = 0) -> dict:
+def evaluate(task, params, rows: Sequence[dict], strata: dict | None = None, seed: int = 0) -> dict:
     """The persona report (module docstring). rows: held-out trace rows; strata: optional
     {(store_id, buyer_id): stratum letter}."""
     rows = [r for r in rows if r.get("persona", -1) is not None and int(r["persona"]) >= 0]
@@ -95,13 +104,19 @@ def evaluate(task, params, rows: Sequence[dict], strata: dict | None = None,
         return {"steps": 0}
     personas = np.asarray([int(r["persona"]) for r in rows])
     swapped = mismatched(personas, seed)
-    nll = {"matched": example_nll(task, params, rows),
-           "mismatched": example_nll(task, params, [dict(r, persona=int(k))
-                                                    for r, k in zip(rows, swapped)]),
-           "none": example_nll(task, params, rows, use_persona=False)}
-    out = {"steps": len(rows), "nll": {k: float(v.mean()) for k, v in nll.items()},
-           "nll_gain_vs_mismatched": _paired(nll["matched"], nll["mismatched"]),
-           "nll_gain_vs_none": _paired(nll["matched"], nll["none"])}
+    nll = {
+        "matched": example_nll(task, params, rows),
+        "mismatched": example_nll(
+            task, params, [dict(r, persona=int(k)) for r, k in zip(rows, swapped)]
+        ),
+        "none": example_nll(task, params, rows, use_persona=False),
+    }
+    out = {
+        "steps": len(rows),
+        "nll": {k: float(v.mean()) for k, v in nll.items()},
+        "nll_gain_vs_mismatched": _paired(nll["matched"], nll["mismatched"]),
+        "nll_gain_vs_none": _paired(nll["matched"], nll["none"]),
+    }
     for decision in DECISIONS:
         picks = [(r, a) for r in rows if (a := decision_action(r["observation"], decision))]
         if not picks:
@@ -110,17 +125,24 @@ def evaluate(task, params, rows: Sequence[dict], strata: dict | None = None,
         p = np.exp(-example_nll(task, params, score_rows))
         took = np.asarray([r["action"] == a for r, a in picks])
         pred = p >= 0.5
-        res = {"n": len(picks), "accuracy": float((pred == took).mean()),
-               "majority_accuracy": float(max(took.mean(), 1 - took.mean())),
-               "rate_real": float(took.mean()), "mean_p_model": float(p.mean())}
+        res = {
+            "n": len(picks),
+            "accuracy": float((pred == took).mean()),
+            "majority_accuracy": float(max(took.mean(), 1 - took.mean())),
+            "rate_real": float(took.mean()),
+            "mean_p_model": float(p.mean()),
+        }
         if strata:
             keys = np.asarray([strata.get((r["store_id"], r["buyer_id"]), "?") for r, _ in picks])
             res["per_stratum"] = {
-                str(s): {"n": int((keys == s).sum()),
-                         "accuracy": float((pred == took)[keys == s].mean()),
-                         "rate_real": float(took[keys == s].mean()),
-                         "mean_p_model": float(p[keys == s].mean())}
-                for s in sorted(set(keys.tolist()))}
+                str(s): {
+                    "n": int((keys == s).sum()),
+                    "accuracy": float((pred == took)[keys == s].mean()),
+                    "rate_real": float(took[keys == s].mean()),
+                    "mean_p_model": float(p[keys == s].mean()),
+                }
+                for s in sorted(set(keys.tolist()))
+            }
         out[decision] = res
     return out
 
@@ -129,18 +151,24 @@ def format_report(r: dict) -> str:
     if not r.get("steps"):
         return "persona check: no held-out steps with a persona"
     g, h = r["nll_gain_vs_mismatched"], r["nll_gain_vs_none"]
-    lines = [f"persona check on {r['steps']} held-out steps (neutral goal): next-action NLL "
-             f"matched {r['nll']['matched']:.3f} | mismatched {r['nll']['mismatched']:.3f} | "
-             f"none {r['nll']['none']:.3f}; mismatched - matched {g['mean']:+.3f} "
-             f"[{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}], none - matched {h['mean']:+.3f} "
-             f"[{h['ci95'][0]:+.3f}, {h['ci95'][1]:+.3f}]"]
+    lines = [
+        f"persona check on {r['steps']} held-out steps (neutral goal): next-action NLL "
+        f"matched {r['nll']['matched']:.3f} | mismatched {r['nll']['mismatched']:.3f} | "
+        f"none {r['nll']['none']:.3f}; mismatched - matched {g['mean']:+.3f} "
+        f"[{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}], none - matched {h['mean']:+.3f} "
+        f"[{h['ci95'][0]:+.3f}, {h['ci95'][1]:+.3f}]"
+    ]
     for decision in DECISIONS:
         if decision in r:
             d = r[decision]
-            per = "  ".join(f"{s}: {v['accuracy']:.2f} (real {v['rate_real']:.2f}, model "
-                            f"{v['mean_p_model']:.2f}, n={v['n']})"
-                            for s, v in d.get("per_stratum", {}).items())
-            lines.append(f"  {decision} decision: accuracy {d['accuracy']:.3f} vs majority "
-                         f"{d['majority_accuracy']:.3f} (n={d['n']}; real rate "
-                         f"{d['rate_real']:.2f}, model {d['mean_p_model']:.2f})  {per}")
+            per = "  ".join(
+                f"{s}: {v['accuracy']:.2f} (real {v['rate_real']:.2f}, model "
+                f"{v['mean_p_model']:.2f}, n={v['n']})"
+                for s, v in d.get("per_stratum", {}).items()
+            )
+            lines.append(
+                f"  {decision} decision: accuracy {d['accuracy']:.3f} vs majority "
+                f"{d['majority_accuracy']:.3f} (n={d['n']}; real rate "
+                f"{d['rate_real']:.2f}, model {d['mean_p_model']:.2f})  {per}"
+            )
     return "\n".join(lines)

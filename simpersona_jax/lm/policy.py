@@ -34,30 +34,59 @@ class Request:
 
 
 class LMPolicy:
-    def __init__(self, folder: str, *, max_prompt_tokens: int = 1024, max_new_tokens: int = 48,
-                 temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0, dtype: str = "float32",
-                 decoding: str = "constrained", max_text_tokens: int = 24, mesh=None):
+    def __init__(
+        self,
+        folder: str,
+        *,
+        max_prompt_tokens: int = 1024,
+        max_new_tokens: int = 48,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        dtype: str = "float32",
+        decoding: str = "constrained",
+        max_text_tokens: int = 24,
+        mesh=None,
+    ):
         if decoding not in DECODINGS:
             raise ValueError(f"lm.decoding={decoding!r}: expected one of {DECODINGS}")
-        self.cfg, self.params = hf.load_params(folder, hf.read_config(folder, dtype=dtype), mesh=mesh)
+        self.cfg, self.params = hf.load_params(
+            folder, hf.read_config(folder, dtype=dtype), mesh=mesh
+        )
         self.tokenizer = hf.load_tokenizer(folder)
         self.decoding = decoding
         self.sampler = Sampler(self.cfg, self.params, self.tokenizer)
-        self.decoder = ConstrainedDecoder(self.cfg, self.params, self.tokenizer,
-                                          max_text_tokens=max_text_tokens)
+        self.decoder = ConstrainedDecoder(
+            self.cfg, self.params, self.tokenizer, max_text_tokens=max_text_tokens
+        )
         self.max_prompt_tokens = max_prompt_tokens
         self.temperature = temperature
-        self.kw = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k)
+        self.kw = dict(
+            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k
+        )
         self.stats = {"requests": 0, "truncated_prompts": 0}
 
     def encode(self, r: Request) -> list[int]:
-        full = prompt.encode(self.tokenizer, r.goal, r.history, r.observation, persona=r.persona,
-                             persona_text=r.persona_text)
+        full = prompt.encode(
+            self.tokenizer,
+            r.goal,
+            r.history,
+            r.observation,
+            persona=r.persona,
+            persona_text=r.persona_text,
+        )
         if len(full) <= self.max_prompt_tokens:
             return full
         self.stats["truncated_prompts"] += 1
-        return prompt.encode(self.tokenizer, r.goal, r.history, r.observation, persona=r.persona,
-                             persona_text=r.persona_text, max_prompt_tokens=self.max_prompt_tokens)
+        return prompt.encode(
+            self.tokenizer,
+            r.goal,
+            r.history,
+            r.observation,
+            persona=r.persona,
+            persona_text=r.persona_text,
+            max_prompt_tokens=self.max_prompt_tokens,
+        )
 
     def act(self, requests: Sequence[Request], **overrides) -> list[str]:
         """One action string per request (constrained: always valid; free: the driver's strict
@@ -68,10 +97,15 @@ class LMPolicy:
         ids = [self.encode(r) for r in requests]
         if self.decoding == "constrained":
             cands = [candidates(r.observation, r.history) for r in requests]
-            return self.decoder.choose(ids, cands, [r.seed for r in requests],
-                                       temperature=overrides.get("temperature", self.temperature))
-        outs = self.sampler.generate_ids(ids, [r.seed for r in requests], stop=(prompt.STOP,),
-                                         **{**self.kw, **overrides})
+            return self.decoder.choose(
+                ids,
+                cands,
+                [r.seed for r in requests],
+                temperature=overrides.get("temperature", self.temperature),
+            )
+        outs = self.sampler.generate_ids(
+            ids, [r.seed for r in requests], stop=(prompt.STOP,), **{**self.kw, **overrides}
+        )
         texts = []
         for o in outs:
             t = self.tokenizer.decode(o, skip_special_tokens=True)

@@ -59,11 +59,20 @@ def _cue(persona: int | None) -> str:
     return ACTION_CUE
 
 
-def build(goal: str, history: Sequence[str], observation: str, persona: int | None = None,
-          persona_text: str | None = None) -> str:
+def build(
+    goal: str,
+    history: Sequence[str],
+    observation: str,
+    persona: int | None = None,
+    persona_text: str | None = None,
+) -> str:
     """The prompt text (ends with the action cue). persona=None or <0: no persona token."""
-    return (_head(persona, goal, history, persona_text) + observation.rstrip("\n") + "\n"
-            + _cue(persona))
+    return (
+        _head(persona, goal, history, persona_text)
+        + observation.rstrip("\n")
+        + "\n"
+        + _cue(persona)
+    )
 
 
 def target(action: str) -> str:
@@ -73,8 +82,15 @@ def target(action: str) -> str:
     return action + STOP
 
 
-def encode(tokenizer, goal: str, history: Sequence[str], observation: str, persona: int | None = None,
-           persona_text: str | None = None, max_prompt_tokens: int | None = None) -> list[int]:
+def encode(
+    tokenizer,
+    goal: str,
+    history: Sequence[str],
+    observation: str,
+    persona: int | None = None,
+    persona_text: str | None = None,
+    max_prompt_tokens: int | None = None,
+) -> list[int]:
     """Token ids of `build(...)`, with the observation cut from the end to fit max_prompt_tokens."""
     head = tokenizer.encode(_head(persona, goal, history, persona_text), add_special_tokens=False)
     obs = tokenizer.encode(observation.rstrip("\n") + "\n", add_special_tokens=False)
@@ -82,8 +98,10 @@ def encode(tokenizer, goal: str, history: Sequence[str], observation: str, perso
     if max_prompt_tokens is not None:
         room = max_prompt_tokens - len(head) - len(cue)
         if room < 1:
-            raise ValueError(f"max_prompt_tokens={max_prompt_tokens} leaves no room for the observation "
-                             f"(persona+goal+history take {len(head)} tokens)")
+            raise ValueError(
+                f"max_prompt_tokens={max_prompt_tokens} leaves no room for the observation "
+                f"(persona+goal+history take {len(head)} tokens)"
+            )
         obs = obs[:room]
     return head + obs + cue
 
@@ -95,10 +113,21 @@ def encode_target(tokenizer, action: str) -> list[int]:
     return ids
 
 
-def encode_row(tokenizer, row: dict, goal_field: str = "goal_neutral", use_persona: bool = True,
-               max_prompt_tokens: int | None = None) -> tuple[list[int], list[int]]:
+def encode_row(
+    tokenizer,
+    row: dict,
+    goal_field: str = "goal_neutral",
+    use_persona: bool = True,
+    max_prompt_tokens: int | None = None,
+) -> tuple[list[int], list[int]]:
     """(prompt ids, target ids) for one trace row (replay/schema.py TRACE_SCHEMA)."""
     persona = row.get("persona") if use_persona else None
-    prompt_ids = encode(tokenizer, row[goal_field] or "", row.get("history") or [], row["observation"],
-                        persona=persona, max_prompt_tokens=max_prompt_tokens)
+    prompt_ids = encode(
+        tokenizer,
+        row[goal_field] or "",
+        row.get("history") or [],
+        row["observation"],
+        persona=persona,
+        max_prompt_tokens=max_prompt_tokens,
+    )
     return prompt_ids, encode_target(tokenizer, row["action"])

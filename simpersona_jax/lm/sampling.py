@@ -55,20 +55,35 @@ def sample_next(logits_BxV, keys_B, step, temperature_B, top_k_B, top_p_B):
     scaled = logits / jnp.maximum(temperature_B, 1e-6)[:, None]
     # The vocabulary sort runs only when some row asks for top-k / top-p.
     use_filters = jnp.any(top_k_B > 0) | jnp.any(top_p_B < 1.0)
-    scaled = jax.lax.cond(use_filters, lambda x: filter_logits(x, top_k_B, top_p_B), lambda x: x, scaled)
+    scaled = jax.lax.cond(
+        use_filters, lambda x: filter_logits(x, top_k_B, top_p_B), lambda x: x, scaled
+    )
 
     def draw(x):
         step_keys = jax.vmap(lambda k: jax.random.fold_in(k, step))(keys_B)
         return jax.vmap(jax.random.categorical)(step_keys, x).astype(jnp.int32)
 
     # Random draws (a uniform per vocabulary entry and row) only when some row samples.
-    sampled = jax.lax.cond(jnp.any(temperature_B > 0), draw, lambda x: greedy.astype(jnp.int32), scaled)
+    sampled = jax.lax.cond(
+        jnp.any(temperature_B > 0), draw, lambda x: greedy.astype(jnp.int32), scaled
+    )
     return jnp.where(temperature_B > 0, sampled, greedy).astype(jnp.int32)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "max_new_tokens"))
-def decode(params, prompt_BxP, pad_B, seeds_B, temperature_B, top_k_B, top_p_B, stop_ids_S, *,
-           cfg: LMConfig, max_new_tokens: int):
+def decode(
+    params,
+    prompt_BxP,
+    pad_B,
+    seeds_B,
+    temperature_B,
+    top_k_B,
+    top_p_B,
+    stop_ids_S,
+    *,
+    cfg: LMConfig,
+    max_new_tokens: int,
+):
     """Generate up to max_new_tokens per row. Returns (tokens_BxN, n_generated_B).
 
     prompt_BxP is left-padded; pad_B counts each row's padding. Tokens after a row's stop token
@@ -81,12 +96,20 @@ def decode(params, prompt_BxP, pad_B, seeds_B, temperature_B, top_k_B, top_p_B, 
     kv_valid = slots[None, :] >= pad_B[:, None]
     positions = jnp.maximum(jnp.arange(p)[None, :] - pad_B[:, None], 0)
     cache = init_cache(cfg, b, s)
-    logits, cache = model.apply({"params": params}, prompt_BxP, positions, cache=cache, write_index=0,
-                                kv_valid_BxS=kv_valid, last_only=True)
+    logits, cache = model.apply(
+        {"params": params},
+        prompt_BxP,
+        positions,
+        cache=cache,
+        write_index=0,
+        kv_valid_BxS=kv_valid,
+        last_only=True,
+    )
     logits = logits[:, 0]
     keys = jax.vmap(jax.random.key)(seeds_B.astype(jnp.uint32))
-    sample = functools.partial(sample_next, keys_B=keys, temperature_B=temperature_B, top_k_B=top_k_B,
-                               top_p_B=top_p_B)
+    sample = functools.partial(
+        sample_next, keys_B=keys, temperature_B=temperature_B, top_k_B=top_k_B, top_p_B=top_p_B
+    )
     tok = sample(logits, step=0)
     out = jnp.zeros((b, max_new_tokens), jnp.int32).at[:, 0].set(tok)
     done = jnp.isin(tok, stop_ids_S)
@@ -109,8 +132,14 @@ def decode(params, prompt_BxP, pad_B, seeds_B, temperature_B, top_k_B, top_p_B, 
     def body(state):
         i, tok, cache, out, done, n_gen = state
         pos = (p - pad_B + i - 1)[:, None]
-        logits, cache = model.apply({"params": step_params()}, tok[:, None], pos, cache=cache,
-                                    write_index=p + i - 1, kv_valid_BxS=kv_valid)
+        logits, cache = model.apply(
+            {"params": step_params()},
+            tok[:, None],
+            pos,
+            cache=cache,
+            write_index=p + i - 1,
+            kv_valid_BxS=kv_valid,
+        )
         nxt = sample(logits[:, 0], step=i)
         nxt = jnp.where(done, tok, nxt)
         out = out.at[:, i].set(nxt)
@@ -155,9 +184,17 @@ class Sampler:
             self._stop_cache[key] = np.asarray(ids + [-1] * (size - len(ids)), np.int32)
         return self._stop_cache[key]
 
-    def generate_ids(self, prompts: Sequence[Sequence[int]], seeds: Sequence[int], *, max_new_tokens: int = 32,
-                     temperature: float | Sequence[float] = 1.0, top_k: int | Sequence[int] = 0,
-                     top_p: float | Sequence[float] = 1.0, stop: Sequence[str] = ()) -> list[list[int]]:
+    def generate_ids(
+        self,
+        prompts: Sequence[Sequence[int]],
+        seeds: Sequence[int],
+        *,
+        max_new_tokens: int = 32,
+        temperature: float | Sequence[float] = 1.0,
+        top_k: int | Sequence[int] = 0,
+        top_p: float | Sequence[float] = 1.0,
+        stop: Sequence[str] = (),
+    ) -> list[list[int]]:
         n = len(prompts)
         if len(seeds) != n:
             raise ValueError(f"{n} prompts but {len(seeds)} seeds")
@@ -171,22 +208,37 @@ class Sampler:
         toks = np.full((b, p), self.pad_id, np.int32)
         pad = np.full((b,), p - 1, np.int32)  # filler rows: one dummy token
         for i, q in enumerate(prompts):
-            toks[i, p - len(q):] = q
+            toks[i, p - len(q) :] = q
             pad[i] = p - len(q)
 
         def per_row(v, dtype):
             a = np.broadcast_to(np.asarray(v, dtype), (n,))
             return np.concatenate([a, np.full((b - n,), a[0], dtype)])
 
-        temp, tk, tp = per_row(temperature, np.float32), per_row(top_k, np.int32), per_row(top_p, np.float32)
+        temp, tk, tp = (
+            per_row(temperature, np.float32),
+            per_row(top_k, np.int32),
+            per_row(top_p, np.float32),
+        )
         seeds_b = np.concatenate([np.asarray(seeds, np.uint32), np.zeros((b - n,), np.uint32)])
-        out, n_gen = decode(self.params, toks, pad, seeds_b, temp, tk, tp, self.stop_token_ids(stop),
-                            cfg=self.cfg, max_new_tokens=max_new_tokens)
+        out, n_gen = decode(
+            self.params,
+            toks,
+            pad,
+            seeds_b,
+            temp,
+            tk,
+            tp,
+            self.stop_token_ids(stop),
+            cfg=self.cfg,
+            max_new_tokens=max_new_tokens,
+        )
         out, n_gen = np.asarray(out), np.asarray(n_gen)
-        return [out[i, :n_gen[i]].tolist() for i in range(n)]
+        return [out[i, : n_gen[i]].tolist() for i in range(n)]
 
-    def generate(self, prompts: Sequence[str], seeds: Sequence[int], *, stop: Sequence[str] = (),
-                 **kw) -> list[str]:
+    def generate(
+        self, prompts: Sequence[str], seeds: Sequence[int], *, stop: Sequence[str] = (), **kw
+    ) -> list[str]:
         ids = [self.tokenizer(q, add_special_tokens=False)["input_ids"] for q in prompts]
         outs = self.generate_ids(ids, seeds, stop=stop, **kw)
         texts = []

@@ -21,8 +21,18 @@ import polars as pl
 
 from simpersona_jax.lm import prompt
 
-TRACE_COLUMNS = ("store_id", "buyer_id", "session_id", "persona", "step", "goal_neutral", "goal_intent",
-                 "history", "observation", "action")
+TRACE_COLUMNS = (
+    "store_id",
+    "buyer_id",
+    "session_id",
+    "persona",
+    "step",
+    "goal_neutral",
+    "goal_intent",
+    "history",
+    "observation",
+    "action",
+)
 ROW_KEYS = ("inputs", "targets", "loss_mask", "segment_ids", "positions")
 
 
@@ -43,9 +53,12 @@ def attach_personas(df: pl.DataFrame, codes_path: str) -> pl.DataFrame:
     codes = pl.read_parquet(codes_path)
     missing = [c for c in ("store_id", "buyer_id", "code") if c not in codes.columns]
     if missing:
-        raise ValueError(f"{codes_path}: lacks columns {missing} (expected assign.py's codes.parquet)")
-    codes = codes.select("store_id", "buyer_id", pl.col("code").cast(pl.Int32).alias("_code")).unique(
-        ["store_id", "buyer_id"], keep="first")
+        raise ValueError(
+            f"{codes_path}: lacks columns {missing} (expected assign.py's codes.parquet)"
+        )
+    codes = codes.select(
+        "store_id", "buyer_id", pl.col("code").cast(pl.Int32).alias("_code")
+    ).unique(["store_id", "buyer_id"], keep="first")
     out = df.join(codes, on=["store_id", "buyer_id"], how="left")
     return out.with_columns(pl.coalesce("_code", "persona").alias("persona")).drop("_code")
 
@@ -54,11 +67,14 @@ def session_share(df: pl.DataFrame, fraction: float, salt: str) -> np.ndarray:
     """[rows] bool: True for the rows of about `fraction` of the sessions, chosen by a salted hash
     of (store, buyer, session), so a session is wholly in or out and the choice is reproducible."""
     keys = (df["store_id"] + "/" + df["buyer_id"] + "/" + df["session_id"]).to_list()
-    return np.array([(zlib.crc32(f"{salt}:{k}".encode()) % 10_000) < fraction * 10_000
-                     for k in keys], bool)
+    return np.array(
+        [(zlib.crc32(f"{salt}:{k}".encode()) % 10_000) < fraction * 10_000 for k in keys], bool
+    )
 
 
-def split_sessions(df: pl.DataFrame, eval_fraction: float, salt: str = "sft") -> tuple[pl.DataFrame, pl.DataFrame]:
+def split_sessions(
+    df: pl.DataFrame, eval_fraction: float, salt: str = "sft"
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Deterministic (train, heldout) split by session: a session lies wholly on one side."""
     held = pl.Series(session_share(df, eval_fraction, salt))
     return df.filter(~held), df.filter(held)
@@ -67,15 +83,20 @@ def split_sessions(df: pl.DataFrame, eval_fraction: float, salt: str = "sft") ->
 MIXED_GOAL = "goal_train"  # column written by mix_goals
 
 
-def mix_goals(df: pl.DataFrame, goal_field: str, neutral_fraction: float,
-              salt: str = "goal") -> pl.DataFrame:
+def mix_goals(
+    df: pl.DataFrame, goal_field: str, neutral_fraction: float, salt: str = "goal"
+) -> pl.DataFrame:
     """Adds MIXED_GOAL: `goal_field`, or goal_neutral for a `neutral_fraction` of the sessions
     (chosen by a hash of the session, so a session keeps one goal for all its steps)."""
     if not 0.0 <= neutral_fraction <= 1.0:
         raise ValueError(f"data.neutral_fraction={neutral_fraction} must lie in [0, 1]")
     neutral = session_share(df, neutral_fraction, salt)
-    return df.with_columns(pl.when(pl.Series(neutral)).then(pl.col("goal_neutral"))
-                           .otherwise(pl.col(goal_field)).alias(MIXED_GOAL))
+    return df.with_columns(
+        pl.when(pl.Series(neutral))
+        .then(pl.col("goal_neutral"))
+        .otherwise(pl.col(goal_field))
+        .alias(MIXED_GOAL)
+    )
 
 
 def drop_personas(df: pl.DataFrame, fraction: float, salt: str = "drop") -> pl.DataFrame:
@@ -84,8 +105,12 @@ def drop_personas(df: pl.DataFrame, fraction: float, salt: str = "drop") -> pl.D
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"data.persona_dropout={fraction} must lie in [0, 1]")
     drop = session_share(df, fraction, salt)
-    return df.with_columns(pl.when(pl.Series(drop)).then(pl.lit(-1, pl.Int32))
-                           .otherwise(pl.col("persona").cast(pl.Int32)).alias("persona"))
+    return df.with_columns(
+        pl.when(pl.Series(drop))
+        .then(pl.lit(-1, pl.Int32))
+        .otherwise(pl.col("persona").cast(pl.Int32))
+        .alias("persona")
+    )
 
 
 DECISION_PAGES = ("page: product ", "page: cart ", "page: checkout ")
@@ -104,25 +129,35 @@ def oversample_decisions(rows: list[dict], k: int) -> list[dict]:
     return out
 
 
-def encode_examples(tokenizer, rows: Sequence[dict], *, goal_field: str, max_len: int,
-                    use_persona: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+def encode_examples(
+    tokenizer, rows: Sequence[dict], *, goal_field: str, max_len: int, use_persona: bool = True
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(ids, loss_on_ids)] per trace row; loss_on_ids marks action tokens (incl. newline, EOS)."""
     out = []
     for i, row in enumerate(rows):
         tgt = prompt.encode_target(tokenizer, row["action"])
         if len(tgt) >= max_len - 8:
-            raise ValueError(f"trace row {i} (session {row.get('session_id')}): action of {len(tgt)} tokens "
-                             f"does not fit max_len={max_len}")
-        p, _ = prompt.encode_row(tokenizer, row, goal_field=goal_field, use_persona=use_persona,
-                                 max_prompt_tokens=max_len + 1 - len(tgt))
+            raise ValueError(
+                f"trace row {i} (session {row.get('session_id')}): action of {len(tgt)} tokens "
+                f"does not fit max_len={max_len}"
+            )
+        p, _ = prompt.encode_row(
+            tokenizer,
+            row,
+            goal_field=goal_field,
+            use_persona=use_persona,
+            max_prompt_tokens=max_len + 1 - len(tgt),
+        )
         ids = np.asarray(p + tgt, np.int32)
         on = np.zeros(len(ids), np.int32)
-        on[len(p):] = 1
+        on[len(p) :] = 1
         out.append((ids, on))
     return out
 
 
-def pack(examples: Sequence[tuple[np.ndarray, np.ndarray]], seq_len: int, pad_id: int = 0) -> dict[str, np.ndarray]:
+def pack(
+    examples: Sequence[tuple[np.ndarray, np.ndarray]], seq_len: int, pad_id: int = 0
+) -> dict[str, np.ndarray]:
     """First-fit-decreasing packing into [N, seq_len] arrays (ROW_KEYS)."""
     seqs = []
     for ids, on in examples:
@@ -149,24 +184,26 @@ def pack(examples: Sequence[tuple[np.ndarray, np.ndarray]], seq_len: int, pad_id
         for seg, i in enumerate(members, start=1):
             x, y, m = seqs[i]
             n = len(x)
-            out["inputs"][r, t:t + n] = x
-            out["targets"][r, t:t + n] = y
-            out["loss_mask"][r, t:t + n] = m
-            out["segment_ids"][r, t:t + n] = seg
-            out["positions"][r, t:t + n] = np.arange(n)
+            out["inputs"][r, t : t + n] = x
+            out["targets"][r, t : t + n] = y
+            out["loss_mask"][r, t : t + n] = m
+            out["segment_ids"][r, t : t + n] = seg
+            out["positions"][r, t : t + n] = np.arange(n)
             t += n
     return out
 
 
-def pad_rows(examples: Sequence[tuple[np.ndarray, np.ndarray]], seq_len: int, pad_id: int = 0) -> dict[str, np.ndarray]:
+def pad_rows(
+    examples: Sequence[tuple[np.ndarray, np.ndarray]], seq_len: int, pad_id: int = 0
+) -> dict[str, np.ndarray]:
     """One example per row (no packing), right-padded; used for per-example evaluation."""
     out = {k: np.zeros((len(examples), seq_len), np.int32) for k in ROW_KEYS}
     out["inputs"][:] = pad_id
     for r, (ids, on) in enumerate(examples):
         n = min(len(ids) - 1, seq_len)
         out["inputs"][r, :n] = ids[:n]
-        out["targets"][r, :n] = ids[1:n + 1]
-        out["loss_mask"][r, :n] = on[1:n + 1]
+        out["targets"][r, :n] = ids[1 : n + 1]
+        out["loss_mask"][r, :n] = on[1 : n + 1]
         out["segment_ids"][r, :n] = 1
         out["positions"][r, :n] = np.arange(n)
     return out
@@ -178,7 +215,9 @@ def packing_efficiency(rows: dict[str, np.ndarray]) -> float:
 
 def token_losses(logits_BxTxV, targets_BxT):
     logz = jax.nn.logsumexp(logits_BxTxV.astype(jnp.float32), axis=-1)
-    tgt = jnp.take_along_axis(logits_BxTxV, targets_BxT[..., None], axis=-1)[..., 0].astype(jnp.float32)
+    tgt = jnp.take_along_axis(logits_BxTxV, targets_BxT[..., None], axis=-1)[..., 0].astype(
+        jnp.float32
+    )
     return logz - tgt
 
 

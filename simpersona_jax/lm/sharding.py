@@ -25,4 +25,6 @@ def param_shardings(boxed_params, mesh: Mesh, rules=LOGICAL_RULES):
 def make_mesh(data: int = 1, fsdp: int = 1, tensor: int = 1, devices=None) -> Mesh:
     devices = list(devices if devices is not None else jax.devices())
     n = data * fsdp * tensor
-    return mesh_lib.make_mesh({"data": data, "fsdp": fsdp, "tensor": tensor, "num_devices": n}, devices)
+    return mesh_lib.make_mesh(
+        {"data": data, "fsdp": fsdp, "tensor": tensor, "num_devices": n}, devices
+    )

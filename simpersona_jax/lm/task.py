@@ -55,15 +55,24 @@ class _Rows(grain.sources.RandomAccessDataSource):
 def _model_config(config, vocab_size: int, tokenizer) -> LMConfig:
     m = dict(config.lm.model)
     eos = tokenizer.eos_token_id
-    return LMConfig(vocab_size=vocab_size, eos_token_id=eos, pad_token_id=tokenizer.pad_token_id,
-                    tie_word_embeddings=m.pop("tie_word_embeddings", True), **m)
+    return LMConfig(
+        vocab_size=vocab_size,
+        eos_token_id=eos,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=m.pop("tie_word_embeddings", True),
+        **m,
+    )
 
 
 def _numerics(lm) -> dict:
     """LMConfig overrides from config.lm: dtypes, remat, attention kernel, loss chunk."""
-    return dict(dtype=lm.get("dtype", "float32"), param_dtype=lm.get("param_dtype", "float32"),
-                remat_policy=lm.get("remat_policy", "none"), attention_impl=lm.get("attention_impl", "xla"),
-                loss_chunk=int(lm.get("loss_chunk", 512)))
+    return dict(
+        dtype=lm.get("dtype", "float32"),
+        param_dtype=lm.get("param_dtype", "float32"),
+        remat_policy=lm.get("remat_policy", "none"),
+        attention_impl=lm.get("attention_impl", "xla"),
+        loss_chunk=int(lm.get("loss_chunk", 512)),
+    )
 
 
 class SFTTask(OptionalTaskHooks):
@@ -76,12 +85,21 @@ class SFTTask(OptionalTaskHooks):
         if d.get("codes_path", ""):
             df = sft.attach_personas(df, d.codes_path)
         if int(d.get("max_sessions", 0) or 0):
-            keep = df.select("store_id", "buyer_id", "session_id").unique(maintain_order=True).head(int(d.max_sessions))
+            keep = (
+                df.select("store_id", "buyer_id", "session_id")
+                .unique(maintain_order=True)
+                .head(int(d.max_sessions))
+            )
             df = df.join(keep, on=["store_id", "buyer_id", "session_id"], how="semi")
-        if int(p.num_personas) > 0 and bool(d.get("use_persona", True)) and \
-                not (df["persona"] >= 0).any():
-            raise ValueError(f"{d.traces_dir}: no trace row has a persona; set data.codes_path to "
-                             "assign's codes.parquet (or data.use_persona=False for a control)")
+        if (
+            int(p.num_personas) > 0
+            and bool(d.get("use_persona", True))
+            and not (df["persona"] >= 0).any()
+        ):
+            raise ValueError(
+                f"{d.traces_dir}: no trace row has a persona; set data.codes_path to "
+                "assign's codes.parquet (or data.use_persona=False for a control)"
+            )
         train_df, eval_df = sft.split_sessions(df, float(d.eval_fraction))
         train_df = sft.mix_goals(train_df, d.goal_field, float(d.get("neutral_fraction", 0.0)))
         train_df = sft.drop_personas(train_df, float(d.get("persona_dropout", 0.0)))
@@ -98,17 +116,29 @@ class SFTTask(OptionalTaskHooks):
             cfg = hf.read_config(lm.init_from, **dtype_over)
             n_real = len(self.tokenizer)
         else:
-            texts = (r["observation"] + "\n" + r["action"] + "\n" + (r["goal_neutral"] or "") + "\n"
-                     + (r["goal_intent"] or "") + "\n"
-                     + "\n".join(r["history"] or []) for r in train_df.iter_rows(named=True))
+            texts = (
+                r["observation"]
+                + "\n"
+                + r["action"]
+                + "\n"
+                + (r["goal_neutral"] or "")
+                + "\n"
+                + (r["goal_intent"] or "")
+                + "\n"
+                + "\n".join(r["history"] or [])
+                for r in train_df.iter_rows(named=True)
+            )
             self.tokenizer = tok_lib.train_bpe(texts, vocab_size=int(lm.tokenizer_vocab_size))
             n_real = len(self.tokenizer)
-            cfg = _model_config(config, pad_to_multiple(n_real, int(p.vocab_multiple)), self.tokenizer).replace(
-                **dtype_over)
+            cfg = _model_config(
+                config, pad_to_multiple(n_real, int(p.vocab_multiple)), self.tokenizer
+            ).replace(**dtype_over)
         self.persona_ids: list[int] = []
         self.codes = None
         if int(p.num_personas) > 0:
-            had = all(t in self.tokenizer.get_vocab() for t in [f"<|persona_{int(p.num_personas) - 1}|>"])
+            had = all(
+                t in self.tokenizer.get_vocab() for t in [f"<|persona_{int(p.num_personas) - 1}|>"]
+            )
             self.persona_ids = tok_lib.add_persona_tokens(self.tokenizer, int(p.num_personas))
             new_v = persona.padded_vocab_size(cfg, len(self.tokenizer), int(p.vocab_multiple))
             if lm.init_from:  # read in initial_params, straight into the train state's shardings
@@ -117,13 +147,19 @@ class SFTTask(OptionalTaskHooks):
                 cfg = cfg.replace(vocab_size=new_v)
             if p.init == "code_projection":
                 if not p.codes_path:
-                    raise ValueError("persona.init='code_projection' needs persona.codes_path (a .npy [K, C] array)")
+                    raise ValueError(
+                        "persona.init='code_projection' needs persona.codes_path (a .npy [K, C] array)"
+                    )
                 self.codes = np.load(p.codes_path).astype(np.float32)
                 if self.codes.shape[0] != int(p.num_personas):
-                    raise ValueError(f"{p.codes_path}: {self.codes.shape[0]} code vectors, expected "
-                                     f"persona.num_personas={p.num_personas}")
+                    raise ValueError(
+                        f"{p.codes_path}: {self.codes.shape[0]} code vectors, expected "
+                        f"persona.num_personas={p.num_personas}"
+                    )
             elif p.init != "mean_std":
-                raise ValueError(f"persona.init={p.init!r}: expected 'mean_std' or 'code_projection'")
+                raise ValueError(
+                    f"persona.init={p.init!r}: expected 'mean_std' or 'code_projection'"
+                )
         elif lm.init_from:
             self.pretrained = (lm.init_from, cfg, None)
         self.cfg = cfg
@@ -137,16 +173,22 @@ class SFTTask(OptionalTaskHooks):
         seq_len = int(d.seq_len)
         pad_id = self.tokenizer.pad_token_id or 0
         enc = dict(goal_field=self.goal_field, max_len=seq_len, use_persona=self.use_persona)
-        train_rows = sft.oversample_decisions(list(train_df.iter_rows(named=True)),
-                                              int(d.get("decision_oversample", 1)))
-        self.train_rows = sft.pack(sft.encode_examples(self.tokenizer, train_rows, **dict(
-            enc, goal_field=sft.MIXED_GOAL)), seq_len, pad_id)
+        train_rows = sft.oversample_decisions(
+            list(train_df.iter_rows(named=True)), int(d.get("decision_oversample", 1))
+        )
+        self.train_rows = sft.pack(
+            sft.encode_examples(self.tokenizer, train_rows, **dict(enc, goal_field=sft.MIXED_GOAL)),
+            seq_len,
+            pad_id,
+        )
         eval_rows = list(eval_df.iter_rows(named=True))[: int(d.get("max_eval_examples", 512))]
         self.eval_trace_rows = eval_rows
         self.eval_personas = np.asarray([int(r["persona"]) for r in eval_rows], np.int64)
         eval_examples = sft.encode_examples(self.tokenizer, eval_rows, **enc)
         # One example per row: pad to the longest one (a multiple of 64), not to the packed length.
-        eval_len = min(seq_len, pad_to_multiple(max([len(ids) - 1 for ids, _ in eval_examples] or [1]), 64))
+        eval_len = min(
+            seq_len, pad_to_multiple(max([len(ids) - 1 for ids, _ in eval_examples] or [1]), 64)
+        )
         self.eval_rows = sft.pad_rows(eval_examples, eval_len, pad_id)
         self.num_train_examples = len(train_rows)
 
@@ -161,10 +203,13 @@ class SFTTask(OptionalTaskHooks):
         k = int(p.num_personas)
         self.persona_ids = list(range(num_tokens, num_tokens + k))
         self.cfg = cfg.replace(**_numerics(config.lm)).replace(
-            vocab_size=persona.padded_vocab_size(cfg, num_tokens + k, int(p.vocab_multiple)))
+            vocab_size=persona.padded_vocab_size(cfg, num_tokens + k, int(p.vocab_multiple))
+        )
         self.codes = self.pretrained = self.tokenizer = None
         self.mode = config.train.mode
-        self.train_rows = {k: np.zeros((1, int(config.data.seq_len)), np.int32) for k in sft.ROW_KEYS}
+        self.train_rows = {
+            k: np.zeros((1, int(config.data.seq_len)), np.int32) for k in sft.ROW_KEYS
+        }
         return self
 
     # ------------------------------------------------------------------ Task protocol
@@ -172,7 +217,11 @@ class SFTTask(OptionalTaskHooks):
         ds = grain.MapDataset.source(_Rows(self.train_rows))
         if shard_count > 1:
             ds = ds[shard_index::shard_count]
-        ds = ds.shuffle(seed=seed).repeat(None).batch(global_batch_size // shard_count, drop_remainder=True)
+        ds = (
+            ds.shuffle(seed=seed)
+            .repeat(None)
+            .batch(global_batch_size // shard_count, drop_remainder=True)
+        )
         return iter(ds.to_iter_dataset())
 
     def init_sample(self):
@@ -184,7 +233,9 @@ class SFTTask(OptionalTaskHooks):
         params = dict(Decoder(self.cfg).init(k_model, batch["inputs"])["params"])
         if self.codes is not None:
             table = nn.meta.unbox(params["embedding"])
-            params["persona_proj"] = persona.init_projection(k_proj, self.codes, table, min(self.persona_ids))
+            params["persona_proj"] = persona.init_projection(
+                k_proj, self.codes, table, min(self.persona_ids)
+            )
         return {"params": params}
 
     def initial_params(self, rng, param_shardings):
@@ -198,8 +249,14 @@ class SFTTask(OptionalTaskHooks):
         _, params = hf.load_params(folder, cfg, mesh=mesh)
         if extend is not None:
             n_real, new_v = extend
-            _, params = persona.extend_vocab(cfg, params, self.persona_ids, n_real, new_v,
-                                             jax.random.key(int(self.config.seed) + 1))
+            _, params = persona.extend_vocab(
+                cfg,
+                params,
+                self.persona_ids,
+                n_real,
+                new_v,
+                jax.random.key(int(self.config.seed) + 1),
+            )
         params = dict(params)
         if self.codes is not None:
             if extend is None:  # the checkpoint has persona rows: continue their projection
@@ -208,29 +265,43 @@ class SFTTask(OptionalTaskHooks):
             else:
                 _, k_proj = jax.random.split(rng)
                 params["persona_proj"] = persona.init_projection(
-                    k_proj, self.codes, params["embedding"], min(self.persona_ids))
+                    k_proj, self.codes, params["embedding"], min(self.persona_ids)
+                )
         return params if param_shardings is None else jax.device_put(params, param_shardings)
 
     def _lm_params(self, params):
         if "persona_proj" not in params:
             return params
         lm = {k: v for k, v in params.items() if k != "persona_proj"}
-        lm["embedding"] = persona.project_rows(lm["embedding"], params["persona_proj"], self.codes,
-                                               self.persona_ids)
+        lm["embedding"] = persona.project_rows(
+            lm["embedding"], params["persona_proj"], self.codes, self.persona_ids
+        )
         return lm
 
     def logits(self, params, rows):
         lm = self._lm_params(params)
-        logits, _ = Decoder(self.cfg).apply({"params": lm}, rows["inputs"], rows["positions"], rows["segment_ids"])
+        logits, _ = Decoder(self.cfg).apply(
+            {"params": lm}, rows["inputs"], rows["positions"], rows["segment_ids"]
+        )
         return logits
 
     def loss(self, params, extra, batch, rng, step):
         """Chunked cross-entropy (lm/loss.py): full [B, T, V] logits are never materialised."""
         lm = self._lm_params(self._differentiated(params))
-        hidden, _ = Decoder(self.cfg).apply({"params": lm}, batch["inputs"], batch["positions"],
-                                            batch["segment_ids"], return_hidden=True)
-        loss, metrics = lm_loss.masked_loss(hidden, lm_loss.output_weight(self.cfg, lm), batch,
-                                            chunk=self.cfg.loss_chunk, dtype=jnp.dtype(self.cfg.dtype))
+        hidden, _ = Decoder(self.cfg).apply(
+            {"params": lm},
+            batch["inputs"],
+            batch["positions"],
+            batch["segment_ids"],
+            return_hidden=True,
+        )
+        loss, metrics = lm_loss.masked_loss(
+            hidden,
+            lm_loss.output_weight(self.cfg, lm),
+            batch,
+            chunk=self.cfg.loss_chunk,
+            dtype=jnp.dtype(self.cfg.dtype),
+        )
         return loss, (metrics, extra)
 
     def _differentiated(self, params):
@@ -255,7 +326,9 @@ class SFTTask(OptionalTaskHooks):
             return None
         base = optim.default_optimizer(optimizer_config, int(self.config.num_steps))
         # Labels as a concrete pytree (optax also calls them on placeholder params).
-        shapes = nn.meta.unbox(jax.eval_shape(self.init, jax.random.key(0), self.init_sample())["params"])
+        shapes = nn.meta.unbox(
+            jax.eval_shape(self.init, jax.random.key(0), self.init_sample())["params"]
+        )
         if self.mode == "all":  # the persona projection at persona.lr_multiplier x the rate
             fast_cfg = ml_collections.ConfigDict(optimizer_config.to_dict())
             fast_cfg.learning_rate = float(fast_cfg.learning_rate) * mult
@@ -271,9 +344,14 @@ class SFTTask(OptionalTaskHooks):
         labels["embedding"] = "rows"
         if "lm_head" in labels:
             labels["lm_head"] = "rows_t"
-        return optax.multi_transform({"rows": optax.chain(base, _scale(mask)),
-                                      "rows_t": optax.chain(base, _scale(mask.T)),
-                                      "freeze": _freeze()}, labels)
+        return optax.multi_transform(
+            {
+                "rows": optax.chain(base, _scale(mask)),
+                "rows_t": optax.chain(base, _scale(mask.T)),
+                "freeze": _freeze(),
+            },
+            labels,
+        )
 
     def evaluate(self, params, extra):
         return self.action_accuracy(params)
@@ -287,10 +365,13 @@ class SFTTask(OptionalTaskHooks):
         fn = jax.jit(lambda p, r: sft.example_correct(self.logits(p, r), r))
         correct = []
         for i in range(0, n, batch_size):
-            chunk = {k: v[i:i + batch_size] for k, v in self.eval_rows.items()}
+            chunk = {k: v[i : i + batch_size] for k, v in self.eval_rows.items()}
             m = len(chunk["inputs"])
             if m < batch_size:  # one compiled shape
-                chunk = {k: np.concatenate([v, np.repeat(v[-1:], batch_size - m, 0)]) for k, v in chunk.items()}
+                chunk = {
+                    k: np.concatenate([v, np.repeat(v[-1:], batch_size - m, 0)])
+                    for k, v in chunk.items()
+                }
             correct.append(np.asarray(jax.device_get(fn(params, chunk)))[:m])
         correct = np.concatenate(correct)
         out = {"action_acc": float(correct.mean()), "eval_examples": float(n)}
@@ -300,19 +381,28 @@ class SFTTask(OptionalTaskHooks):
         return out
 
     def export(self, params, folder: str) -> None:
-        extra = {"simpersona": {"num_personas": len(self.persona_ids), "persona_token_ids": self.persona_ids,
-                                "goal_field": self.goal_field}}
-        hf.save_pretrained(folder, self.cfg, self._lm_params(params), self.tokenizer, extra_config=extra)
+        extra = {
+            "simpersona": {
+                "num_personas": len(self.persona_ids),
+                "persona_token_ids": self.persona_ids,
+                "goal_field": self.goal_field,
+            }
+        }
+        hf.save_pretrained(
+            folder, self.cfg, self._lm_params(params), self.tokenizer, extra_config=extra
+        )
 
     def report(self, params, extra, workdir, eval_metrics=None):
         acc = eval_metrics if eval_metrics is not None else self.action_accuracy(params)
         folder = os.path.join(workdir, "hf")
         self.export(params, folder)
-        lines = [f"agent SFT: mode={self.mode} goal_field={self.goal_field} train_examples="
-                 f"{self.num_train_examples} packed_rows={len(self.train_rows['inputs'])} packing_efficiency="
-                 f"{sft.packing_efficiency(self.train_rows):.3f}",
-                 f"held-out next-action accuracy: {acc.get('action_acc', float('nan')):.4f} "
-                 f"over {int(acc.get('eval_examples', 0))} steps"]
+        lines = [
+            f"agent SFT: mode={self.mode} goal_field={self.goal_field} train_examples="
+            f"{self.num_train_examples} packed_rows={len(self.train_rows['inputs'])} packing_efficiency="
+            f"{sft.packing_efficiency(self.train_rows):.3f}",
+            f"held-out next-action accuracy: {acc.get('action_acc', float('nan')):.4f} "
+            f"over {int(acc.get('eval_examples', 0))} steps",
+        ]
         per = {k: v for k, v in acc.items() if k.startswith("action_acc/")}
         if per:
             lines.append("per persona: " + json.dumps(per))
@@ -338,7 +428,9 @@ class SFTTask(OptionalTaskHooks):
 def _scale(mask):
     def update(updates, state, params=None):
         # Inside multi_transform this group's tree holds one array (the table); the rest are MaskedNodes.
-        return jax.tree.map(lambda u: jnp.where(mask > 0, u, jnp.asarray(-0.0, u.dtype)), updates), state
+        return jax.tree.map(
+            lambda u: jnp.where(mask > 0, u, jnp.asarray(-0.0, u.dtype)), updates
+        ), state
 
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 

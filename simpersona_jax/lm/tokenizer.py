@@ -18,17 +18,28 @@ EOS = "<|endoftext|>"
 PAD = "<|pad|>"
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int = 2048, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+def train_bpe(
+    texts: Iterable[str], vocab_size: int = 2048, min_frequency: int = 2
+) -> PreTrainedTokenizerFast:
     """Byte-level BPE (GPT-2 / Qwen style) trained on `texts`, with EOS and PAD specials."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                  special_tokens=[EOS, PAD],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[EOS, PAD],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=PAD, bos_token=None,
-                                   unk_token=None, clean_up_tokenization_spaces=False)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=EOS,
+        pad_token=PAD,
+        bos_token=None,
+        unk_token=None,
+        clean_up_tokenization_spaces=False,
+    )
 
 
 def add_persona_tokens(tokenizer, num_personas: int) -> list[int]:
@@ -51,6 +62,8 @@ def persona_token_ids(tokenizer, num_personas: int) -> list[int]:
     toks = prompt.persona_tokens(num_personas)
     missing = [t for t in toks if t not in vocab]
     if missing:
-        raise KeyError(f"tokenizer lacks {len(missing)} persona tokens (first: {missing[0]}); "
-                       "run add_persona_tokens first")
+        raise KeyError(
+            f"tokenizer lacks {len(missing)} persona tokens (first: {missing[0]}); "
+            "run add_persona_tokens first"
+        )
     return [int(vocab[t]) for t in toks]

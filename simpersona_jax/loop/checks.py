@@ -27,15 +27,15 @@ def check_code_range(codes: pl.DataFrame, k: int, where: str) -> None:
         raise PipelineError(
             f"{where}: {bad.height} persona code(s) out of range [0, {k}), e.g. code "
             f"{row['code']} of buyer {row['store_id']}/{row['buyer_id']} (K={k} from the assign "
-            "manifest; rerun --config.stages=assign)")
+            "manifest; rerun --config.stages=assign)"
+        )
 
 
 def trace_buyers(traces_dir: str) -> pl.DataFrame:
     files = sorted(glob.glob(os.path.join(traces_dir, "traces-*.parquet")))
     if not files:
         raise PipelineError(f"{traces_dir}: no traces-*.parquet (rerun --config.stages=traces)")
-    return (pl.scan_parquet(files).select("store_id", "buyer_id", "session_id")
-            .unique().collect())
+    return pl.scan_parquet(files).select("store_id", "buyer_id", "session_id").unique().collect()
 
 
 def persona_coverage(traces_dir: str, codes_path: str, k: int) -> dict:
@@ -52,16 +52,21 @@ def persona_coverage(traces_dir: str, codes_path: str, k: int) -> dict:
         raise PipelineError(
             f"joining the traces in {traces_dir} to the codes in {codes_path} on "
             f"(store_id, buyer_id) loses {buyers.height - joined.height} of {buyers.height} "
-            f"buyers ({lost:.0%} > {MAX_LOST_FRACTION:.0%}): were they made from the same data?")
+            f"buyers ({lost:.0%} > {MAX_LOST_FRACTION:.0%}): were they made from the same data?"
+        )
     traced = set(joined["code"].to_list())
     session_codes = sessions.join(codes, on=["store_id", "buyer_id"], how="inner")["code"]
     held = codes.filter(pl.col("split") == "heldout")["code"]
     held_codes = set(held.to_list())
     covered = held.is_in(sorted(traced)).sum() if held.len() else 0
     return dict(
-        trace_buyers=buyers.height, trace_buyers_with_code=joined.height,
-        trace_sessions=sessions.height, traced_codes=len(traced),
+        trace_buyers=buyers.height,
+        trace_buyers_with_code=joined.height,
+        trace_sessions=sessions.height,
+        traced_codes=len(traced),
         sessions_per_traced_code_min=int(session_codes.value_counts()["count"].min() or 0),
-        heldout_buyers=held.len(), heldout_codes=len(held_codes),
+        heldout_buyers=held.len(),
+        heldout_codes=len(held_codes),
         heldout_codes_traced=len(held_codes & traced),
-        heldout_buyers_with_traced_code=round(float(covered) / max(held.len(), 1), 4))
+        heldout_buyers_with_traced_code=round(float(covered) / max(held.len(), 1), 4),
+    )

@@ -67,8 +67,9 @@ def stale_reason(stage_dir: str, config_digest: str, inputs: dict[str, str]) -> 
     if m["config_digest"] != config_digest:
         return "config changed"
     if m["inputs"] != inputs:
-        changed = sorted(k for k in set(m["inputs"]) | set(inputs)
-                         if m["inputs"].get(k) != inputs.get(k))
+        changed = sorted(
+            k for k in set(m["inputs"]) | set(inputs) if m["inputs"].get(k) != inputs.get(k)
+        )
         return f"input {', '.join(changed)} changed"
     missing = [a for a in m["artifacts"] if not os.path.exists(os.path.join(stage_dir, a))]
     if missing:
@@ -95,15 +96,30 @@ def begin(stage_dir: str, config_digest: str, inputs: dict[str, str]) -> bool:
     return resume
 
 
-def finish(stage_dir: str, stage: str, config: dict, config_digest: str, inputs: dict[str, str],
-           outputs: dict, artifacts: list[str], seconds: float) -> dict:
+def finish(
+    stage_dir: str,
+    stage: str,
+    config: dict,
+    config_digest: str,
+    inputs: dict[str, str],
+    outputs: dict,
+    artifacts: list[str],
+    seconds: float,
+) -> dict:
     """Writes manifest.json (after checking every artifact exists) and returns it."""
     missing = [a for a in artifacts if not os.path.exists(os.path.join(stage_dir, a))]
     if missing:
         raise RuntimeError(f"stage {stage} finished without its artifacts {missing} in {stage_dir}")
-    m = dict(stage=stage, config=config, config_digest=config_digest, inputs=inputs,
-             outputs=outputs, artifacts=artifacts, seconds=round(seconds, 1),
-             finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    m = dict(
+        stage=stage,
+        config=config,
+        config_digest=config_digest,
+        inputs=inputs,
+        outputs=outputs,
+        artifacts=artifacts,
+        seconds=round(seconds, 1),
+        finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
     stored = portable(m, os.path.dirname(os.path.abspath(stage_dir)))
     stored["digest"] = m["digest"] = digest(stored)
     _write_json(os.path.join(stage_dir, MANIFEST), stored)

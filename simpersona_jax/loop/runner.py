@@ -26,8 +26,9 @@ def select(value: str) -> list[str]:
     names = [n.strip() for n in value.split(",") if n.strip()]
     unknown = [n for n in names if n not in _BY_NAME]
     if unknown:
-        raise PipelineError(f"config.stages: unknown stage(s) {unknown}; the stages are "
-                            f"{','.join(NAMES)}")
+        raise PipelineError(
+            f"config.stages: unknown stage(s) {unknown}; the stages are {','.join(NAMES)}"
+        )
     return [n for n in NAMES if n in names]
 
 
@@ -66,7 +67,8 @@ def run(pcfg, workdir: str) -> dict[str, dict]:
                 raise PipelineError(
                     f"stage {stage.name} (read by {','.join(users)}) has no current manifest in "
                     f"{stage_dir} ({reason}); run it first: "
-                    f"--config.stages={','.join(select(','.join([stage.name, *selected])))}")
+                    f"--config.stages={','.join(select(','.join([stage.name, *selected])))}"
+                )
             done[stage.name] = manifest.read(stage_dir)
             continue
         if reason is None:
@@ -78,11 +80,14 @@ def run(pcfg, workdir: str) -> dict[str, dict]:
             t0 = time.time()
             outputs, artifacts = stage.execute(stage_cfg, stage_dir, done)
             seconds = time.time() - t0
-            done[stage.name] = manifest.finish(stage_dir, stage.name, cfg, config_digest, inputs,
-                                               outputs, artifacts, seconds)
+            done[stage.name] = manifest.finish(
+                stage_dir, stage.name, cfg, config_digest, inputs, outputs, artifacts, seconds
+            )
             status = "resumed and done" if resumed else "done"
         bar.update(1)
-        tqdm.write(f"[{bar.n}/{bar.total}] {stage.name:<13} {status:<17} {seconds:8.1f}s"
-                   + (f"  (ran in {done[stage.name]['seconds']:.1f}s)" if seconds == 0.0 else ""))
+        tqdm.write(
+            f"[{bar.n}/{bar.total}] {stage.name:<13} {status:<17} {seconds:8.1f}s"
+            + (f"  (ran in {done[stage.name]['seconds']:.1f}s)" if seconds == 0.0 else "")
+        )
     bar.close()
     return done

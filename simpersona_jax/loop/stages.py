@@ -17,8 +17,9 @@ import ml_collections
 
 from simpersona_jax import simulate as simulate_lib
 from simpersona_jax import traces as traces_lib
-from simpersona_jax.sim import goal_tasks, report as sim_report
 from simpersona_jax.loop.checks import PipelineError, check_code_range, persona_coverage
+from simpersona_jax.sim import goal_tasks
+from simpersona_jax.sim import report as sim_report
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,7 @@ def _out(done, stage: str) -> dict:
 
 
 # data ----------------------------------------------------------------------------------------
+
 
 def _data_configure(pcfg, done, stage_dir):
     from simpersona_jax.features.default import SYNTHETIC_DEFAULT
@@ -60,22 +62,29 @@ def _data_execute(cfg, stage_dir, done):
     buyers_dir = os.path.join(root, "buyers")
     stats = store.read_stats(buyers_dir)
     if stats["dim"] != build.DIM:
-        raise PipelineError(f"{buyers_dir}/stats.json: vectors of width {stats['dim']}, expected "
-                            f"{build.DIM} (rebuild the buyer vectors)")
+        raise PipelineError(
+            f"{buyers_dir}/stats.json: vectors of width {stats['dim']}, expected "
+            f"{build.DIM} (rebuild the buyer vectors)"
+        )
     meta = store.read_meta(buyers_dir)
     n_slots = len(scalars.SLOTS)
     outputs = dict(
-        dir=root, buyers_dir=buyers_dir, width=stats["dim"],
+        dir=root,
+        buyers_dir=buyers_dir,
+        width=stats["dim"],
         block_sizes=[len(stats["scalar_names"]), n_slots * embed.DIM, n_slots],
-        buyers=stats["buyers"], buyers_per_split=dict(meta.group_by("split").len().rows()),
+        buyers=stats["buyers"],
+        buyers_per_split=dict(meta.group_by("split").len().rows()),
         train_stores=stats["train_stores"],
         heldout_stores=sorted(set(stats["stores"]) - set(stats["train_stores"])),
-        strata=dict(stats["strata"]))
+        strata=dict(stats["strata"]),
+    )
     artifacts = [os.path.join(buyers_dir, "stats.json"), os.path.join(root, "events")]
     return outputs, artifacts
 
 
 # VQ-VAE, assignment ---------------------------------------------------------------------------
+
 
 def _vqvae_configure(pcfg, done, stage_dir):
     cfg, data = _copy(pcfg.vqvae), _out(done, "data")
@@ -100,8 +109,13 @@ def _train(cfg, stage_dir):
 
 def _vqvae_execute(cfg, stage_dir, done):
     result = _train(cfg, stage_dir)
-    outputs = dict(K=int(cfg.model.codebook_size), latent_dim=int(cfg.model.latent_dim),
-                   steps=int(cfg.num_steps), eval=result.eval, workdir=stage_dir)
+    outputs = dict(
+        K=int(cfg.model.codebook_size),
+        latent_dim=int(cfg.model.latent_dim),
+        steps=int(cfg.num_steps),
+        eval=result.eval,
+        workdir=stage_dir,
+    )
     return outputs, ["checkpoints", "report.txt"]
 
 
@@ -126,25 +140,33 @@ def _assign_execute(cfg, stage_dir, done):
     codebook_KxC = np.asarray(jax.device_get(state.extra["codebook"]["embed"]), np.float32)
     k = vq["K"]
     if codebook_KxC.shape[0] != k:
-        raise PipelineError(f"{vq['workdir']}: codebook has {codebook_KxC.shape[0]} codes, "
-                            f"the vqvae manifest says K={k}")
+        raise PipelineError(
+            f"{vq['workdir']}: codebook has {codebook_KxC.shape[0]} codes, "
+            f"the vqvae manifest says K={k}"
+        )
     np.save(os.path.join(stage_dir, "codebook.npy"), codebook_KxC)
     codes_path = os.path.join(stage_dir, "codes.parquet")
     codes = pl.read_parquet(codes_path)
     check_code_range(codes, k, codes_path)
-    used = codes.group_by("split").agg(pl.col("code").n_unique().alias("codes"),
-                                       pl.len().alias("n"))
+    used = codes.group_by("split").agg(
+        pl.col("code").n_unique().alias("codes"), pl.len().alias("n")
+    )
     outputs = dict(
-        K=k, codes_path=codes_path, codebook_path=os.path.join(stage_dir, "codebook.npy"),
+        K=k,
+        codes_path=codes_path,
+        codebook_path=os.path.join(stage_dir, "codebook.npy"),
         codebook_shape=list(codebook_KxC.shape),
         p_store_path=os.path.join(stage_dir, "p_store.parquet"),
         used_codes=int(codes["code"].n_unique()),
-        per_split={r["split"]: dict(buyers=r["n"], codes=r["codes"])
-                   for r in used.iter_rows(named=True)})
+        per_split={
+            r["split"]: dict(buyers=r["n"], codes=r["codes"]) for r in used.iter_rows(named=True)
+        },
+    )
     return outputs, ["codes.parquet", "p_store.parquet", "codebook.npy", "quality.json"]
 
 
 # traces ---------------------------------------------------------------------------------------
+
 
 def _traces_configure(pcfg, done, stage_dir):
     cfg = _copy(pcfg.traces)
@@ -160,16 +182,25 @@ def _traces_execute(cfg, stage_dir, done):
         raise PipelineError(f"traces: no session could be replayed (see {stage_dir})")
     a = _out(done, "assign")
     coverage = persona_coverage(stage_dir, a["codes_path"], a["K"])
-    print(f"persona coverage: traces carry {coverage['traced_codes']} codes; "
-          f"{coverage['heldout_codes_traced']} of the {coverage['heldout_codes']} codes held-out "
-          f"buyers use, covering {coverage['heldout_buyers_with_traced_code']:.0%} of them",
-          flush=True)
-    outputs = dict(traces_dir=stage_dir, replayed=summary["replayed"], steps=summary["steps"],
-                   tokens=summary["tokens"], dropped=summary["dropped"], coverage=coverage)
+    print(
+        f"persona coverage: traces carry {coverage['traced_codes']} codes; "
+        f"{coverage['heldout_codes_traced']} of the {coverage['heldout_codes']} codes held-out "
+        f"buyers use, covering {coverage['heldout_buyers_with_traced_code']:.0%} of them",
+        flush=True,
+    )
+    outputs = dict(
+        traces_dir=stage_dir,
+        replayed=summary["replayed"],
+        steps=summary["steps"],
+        tokens=summary["tokens"],
+        dropped=summary["dropped"],
+        coverage=coverage,
+    )
     return outputs, ["summary.json", *summary["shards"]]
 
 
 # agent SFT ------------------------------------------------------------------------------------
+
 
 def _agent_configure(sub: str, prev: str | None):
     def configure(pcfg, done, stage_dir):
@@ -183,14 +214,16 @@ def _agent_configure(sub: str, prev: str | None):
             cfg.data.codes_path = a["codes_path"]
             cfg.data.meta_path = os.path.join(_out(done, "data")["dir"], "buyers", "meta.parquet")
         return cfg
+
     return configure
 
 
 def _agent_execute(cfg, stage_dir, done):
     outputs = dict(hf=os.path.join(stage_dir, "hf"), persona_tokens=0)
     if int(cfg.persona.num_personas) > 0:
-        outputs["coverage"] = persona_coverage(cfg.data.traces_dir, cfg.data.codes_path,
-                                               int(cfg.persona.num_personas))
+        outputs["coverage"] = persona_coverage(
+            cfg.data.traces_dir, cfg.data.codes_path, int(cfg.persona.num_personas)
+        )
         outputs["persona_tokens"] = int(cfg.persona.num_personas)
     outputs["eval"] = _train(cfg, stage_dir).eval
     return outputs, ["hf/config.json", "report.txt"]
@@ -198,8 +231,10 @@ def _agent_execute(cfg, stage_dir, done):
 
 # simulation, goal tasks, report ---------------------------------------------------------------
 
+
 def _agent_run_configure(sub: str):
     """simulate / goals: the data root and the stage-2 agent (+ assign's codes for simulate)."""
+
     def configure(pcfg, done, stage_dir):
         cfg = _copy(pcfg[sub])
         cfg.data.dir = _out(done, "data")["dir"]
@@ -208,15 +243,20 @@ def _agent_run_configure(sub: str):
         cfg.lm.folder = _out(done, "agent_stage2")["hf"]
         cfg.out_dir = stage_dir
         return cfg
+
     return configure
 
 
 def _simulate_execute(cfg, stage_dir, done):
     out = simulate_lib.simulate(cfg)
     print(sim_report.format_table(out), flush=True)
-    outputs = dict(arms=out["arms"], skipped=out["skipped"], stores=out["stores"],
-                   report=os.path.join(stage_dir, "report.json"),
-                   html=os.path.join(stage_dir, "report.html"))
+    outputs = dict(
+        arms=out["arms"],
+        skipped=out["skipped"],
+        stores=out["stores"],
+        report=os.path.join(stage_dir, "report.json"),
+        html=os.path.join(stage_dir, "report.html"),
+    )
     return outputs, ["report.json", "report.html"]
 
 
@@ -224,8 +264,9 @@ def _goals_execute(cfg, stage_dir, done):
     result = goal_tasks.from_config(cfg)
     print(goal_tasks.format_report(result), flush=True)
     success = {kind: s["rate"] for kind, s in result["success"].items() if s["n"]}
-    return dict(success=success, report=os.path.join(stage_dir, "goal_tasks.json")), \
-        ["goal_tasks.json"]
+    return dict(success=success, report=os.path.join(stage_dir, "goal_tasks.json")), [
+        "goal_tasks.json"
+    ]
 
 
 def _report_configure(pcfg, done, stage_dir):
@@ -245,14 +286,40 @@ STAGES: tuple[Stage, ...] = (
     Stage("assign", ("vqvae",), _assign_configure, _assign_execute),
     Stage("traces", ("data", "assign"), _traces_configure, _traces_execute),
     Stage("agent_base", ("traces",), _agent_configure("agent_base", None), _agent_execute),
-    Stage("agent_stage1", ("traces", "assign", "agent_base"),
-          _agent_configure("agent_stage1", "agent_base"), _agent_execute),
-    Stage("agent_stage2", ("traces", "assign", "agent_stage1"),
-          _agent_configure("agent_stage2", "agent_stage1"), _agent_execute),
-    Stage("simulate", ("data", "assign", "agent_stage2"), _agent_run_configure("simulate"),
-          _simulate_execute),
+    Stage(
+        "agent_stage1",
+        ("traces", "assign", "agent_base"),
+        _agent_configure("agent_stage1", "agent_base"),
+        _agent_execute,
+    ),
+    Stage(
+        "agent_stage2",
+        ("traces", "assign", "agent_stage1"),
+        _agent_configure("agent_stage2", "agent_stage1"),
+        _agent_execute,
+    ),
+    Stage(
+        "simulate",
+        ("data", "assign", "agent_stage2"),
+        _agent_run_configure("simulate"),
+        _simulate_execute,
+    ),
     Stage("goals", ("data", "agent_stage2"), _agent_run_configure("goals"), _goals_execute),
-    Stage("report", ("data", "vqvae", "assign", "traces", "agent_base", "agent_stage1",
-                     "agent_stage2", "simulate", "goals"), _report_configure, _report_execute),
+    Stage(
+        "report",
+        (
+            "data",
+            "vqvae",
+            "assign",
+            "traces",
+            "agent_base",
+            "agent_stage1",
+            "agent_stage2",
+            "simulate",
+            "goals",
+        ),
+        _report_configure,
+        _report_execute,
+    ),
 )
 NAMES = tuple(s.name for s in STAGES)

@@ -17,33 +17,48 @@ def summary_lines(manifests: dict[str, dict]) -> list[str]:
     out = {name: m["outputs"] for name, m in manifests.items()}
     if "data" in out:
         d = out["data"]
-        lines.append(f"data: {d['buyers']:,} buyers x {d['width']} ({d['dir']}); stores "
-                     f"{len(d['train_stores'])} train / {len(d['heldout_stores'])} held-out")
+        lines.append(
+            f"data: {d['buyers']:,} buyers x {d['width']} ({d['dir']}); stores "
+            f"{len(d['train_stores'])} train / {len(d['heldout_stores'])} held-out"
+        )
     if "assign" in out:
         a = out["assign"]
-        lines.append(f"buyer types: K={a['K']}, {a['used_codes']} used; codebook "
-                     f"{a['codebook_shape']}")
+        lines.append(
+            f"buyer types: K={a['K']}, {a['used_codes']} used; codebook {a['codebook_shape']}"
+        )
     if "traces" in out:
         t, c = out["traces"], out["traces"]["coverage"]
-        lines.append(f"traces: {t['replayed']} sessions, {t['steps']:,} steps; codes traced "
-                     f"{c['traced_codes']}, held-out codes traced {c['heldout_codes_traced']} of "
-                     f"{c['heldout_codes']} ({_pct(c['heldout_buyers_with_traced_code'])} of "
-                     "held-out buyers)")
+        lines.append(
+            f"traces: {t['replayed']} sessions, {t['steps']:,} steps; codes traced "
+            f"{c['traced_codes']}, held-out codes traced {c['heldout_codes_traced']} of "
+            f"{c['heldout_codes']} ({_pct(c['heldout_buyers_with_traced_code'])} of "
+            "held-out buyers)"
+        )
     if "simulate" in out:
         s = out["simulate"]
-        lines.append(f"simulate: arms {', '.join(s['arms'])} on {len(s['stores'])} held-out "
-                     f"stores -> {s['html']}")
+        lines.append(
+            f"simulate: arms {', '.join(s['arms'])} on {len(s['stores'])} held-out "
+            f"stores -> {s['html']}"
+        )
     if "goals" in out:
-        lines.append("goal tasks: " + ", ".join(f"{k} {_pct(v)}"
-                                                for k, v in out["goals"]["success"].items()))
+        lines.append(
+            "goal tasks: " + ", ".join(f"{k} {_pct(v)}" for k, v in out["goals"]["success"].items())
+        )
     return lines
 
 
 def write_summary(out_dir: str, manifests: dict[str, dict]) -> None:
     """report.json ({stage: seconds, outputs}) and report.txt; prints the text."""
     with open(os.path.join(out_dir, "report.json"), "w") as f:
-        json.dump({name: dict(seconds=m["seconds"], outputs=m["outputs"])
-                   for name, m in manifests.items()}, f, indent=1, default=str)
+        json.dump(
+            {
+                name: dict(seconds=m["seconds"], outputs=m["outputs"])
+                for name, m in manifests.items()
+            },
+            f,
+            indent=1,
+            default=str,
+        )
     text = "\n".join(summary_lines(manifests))
     with open(os.path.join(out_dir, "report.txt"), "w") as f:
         f.write(text + "\n")

@@ -57,43 +57,69 @@ from simpersona_jax.data import schema
 
 ALIGN = schema.ALIGNMENT_STRATA
 # a population's own figures, reported for the real buyers and for each arm
-SIDE_FIGURES = ("atc_rate", "purchase_rate", "cr", "stratum_mix", "cohens_d_atc",
-                "cohens_d_purchase")
+SIDE_FIGURES = (
+    "atc_rate",
+    "purchase_rate",
+    "cr",
+    "stratum_mix",
+    "cohens_d_atc",
+    "cohens_d_purchase",
+)
 
 
 def session_table(events: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
     """One row per (store, buyer, session): viewed (a product), atc, reached_checkout, purchased."""
     et = pl.col("event_type")
-    return (events.lazy().group_by("store_id", "buyer_id", "session_id")
-            .agg(viewed=(et == "product_viewed").any(), atc=(et == "product_added_to_cart").any(),
-                 reached_checkout=(et == "checkout_started").any()
-                 | (et == "checkout_completed").any(),
-                 purchased=(et == "checkout_completed").any())
-            .collect())
+    return (
+        events.lazy()
+        .group_by("store_id", "buyer_id", "session_id")
+        .agg(
+            viewed=(et == "product_viewed").any(),
+            atc=(et == "product_added_to_cart").any(),
+            reached_checkout=(et == "checkout_started").any() | (et == "checkout_completed").any(),
+            purchased=(et == "checkout_completed").any(),
+        )
+        .collect()
+    )
 
 
-def buyer_table(events: pl.DataFrame | pl.LazyFrame, buyers: pl.DataFrame,
-                min_sessions: int = 0) -> pl.DataFrame:
+def buyer_table(
+    events: pl.DataFrame | pl.LazyFrame, buyers: pl.DataFrame, min_sessions: int = 0
+) -> pl.DataFrame:
     """`buyers` (store_id, buyer_id, ...) with sessions, atc, purchased and s_A..s_E added.
 
     atc / purchased count sessions; s_k is the share of the buyer's sessions whose deepest stage
     is k. min_sessions=1 (simulated buyers: one episode each) counts a buyer without a logged
     session as one session that reached nothing (stage E), so no episode is dropped.
     """
-    st = session_table(events).with_columns(stage=pl.when("purchased").then(0)
-                                            .when("reached_checkout").then(1).when("atc").then(2)
-                                            .when("viewed").then(3).otherwise(4))
+    st = session_table(events).with_columns(
+        stage=pl.when("purchased")
+        .then(0)
+        .when("reached_checkout")
+        .then(1)
+        .when("atc")
+        .then(2)
+        .when("viewed")
+        .then(3)
+        .otherwise(4)
+    )
     per = st.group_by("store_id", "buyer_id").agg(
-        sessions=pl.len().cast(pl.Float64), atc=pl.col("atc").sum().cast(pl.Float64),
+        sessions=pl.len().cast(pl.Float64),
+        atc=pl.col("atc").sum().cast(pl.Float64),
         purchased=pl.col("purchased").sum().cast(pl.Float64),
-        **{f"s_{k}": (pl.col("stage") == i).mean() for i, k in enumerate(schema.STRATA)})
+        **{f"s_{k}": (pl.col("stage") == i).mean() for i, k in enumerate(schema.STRATA)},
+    )
     out = buyers.join(per, on=["store_id", "buyer_id"], how="left")
     zero = pl.col("sessions").is_null()
     return out.with_columns(
         sessions=pl.when(zero).then(float(min_sessions)).otherwise("sessions"),
-        atc=pl.col("atc").fill_null(0.0), purchased=pl.col("purchased").fill_null(0.0),
-        **{f"s_{k}": pl.col(f"s_{k}").fill_null(float(k == "E" and min_sessions > 0))
-           for k in schema.STRATA})
+        atc=pl.col("atc").fill_null(0.0),
+        purchased=pl.col("purchased").fill_null(0.0),
+        **{
+            f"s_{k}": pl.col(f"s_{k}").fill_null(float(k == "E" and min_sessions > 0))
+            for k in schema.STRATA
+        },
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,23 +142,31 @@ class Population:
         missing = set(table["store_id"].unique()) - set(stores)
         if missing:
             raise ValueError(f"buyer table has stores outside {stores}: {sorted(missing)[:5]}")
+
         def col(name, default, dtype):
             values = table[name].to_numpy() if name in table.columns else default
             return np.broadcast_to(values, (table.height,)).astype(dtype)
 
         code = col("code", -1, np.int64)
-        return cls(stores, np.array([stores.index(s) for s in table["store_id"]], np.int64),
-                   col("stratum", -1, np.int64), code, col("given", code, np.int64),
-                   col("sessions", 0.0, float), col("atc", 0.0, float),
-                   col("purchased", 0.0, float),
-                   table.select([f"s_{k}" for k in schema.STRATA]).to_numpy().astype(float))
+        return cls(
+            stores,
+            np.array([stores.index(s) for s in table["store_id"]], np.int64),
+            col("stratum", -1, np.int64),
+            code,
+            col("given", code, np.int64),
+            col("sessions", 0.0, float),
+            col("atc", 0.0, float),
+            col("purchased", 0.0, float),
+            table.select([f"s_{k}" for k in schema.STRATA]).to_numpy().astype(float),
+        )
 
     def replace(self, **kw) -> "Population":
         return dataclasses.replace(self, **kw)
 
 
-def bootstrap_weights(stores_r: np.ndarray, stores_s: np.ndarray, n_stores: int, n_boot: int,
-                      seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bootstrap_weights(
+    stores_r: np.ndarray, stores_s: np.ndarray, n_stores: int, n_boot: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(W_real_BxN, W_sim_BxM, C_BxS): counts of each unit in each resample, store draws."""
     rng = np.random.default_rng(seed)
     c_BxS = rng.multinomial(n_stores, np.full(n_stores, 1 / n_stores), size=n_boot).astype(float)
@@ -161,9 +195,10 @@ def _ratio(num, den):
 def _rates(w_BxN, pop: Population, group_NxG):
     """Per-session ATC and purchase rates per group, and weighted sessions per group."""
     g = group_NxG.shape[1]
-    sums = w_BxN @ np.concatenate([x[:, None] * group_NxG
-                                   for x in (pop.sessions, pop.atc, pop.purchased)], 1)
-    n, atc, purchased = sums[:, :g], sums[:, g:2 * g], sums[:, 2 * g:]
+    sums = w_BxN @ np.concatenate(
+        [x[:, None] * group_NxG for x in (pop.sessions, pop.atc, pop.purchased)], 1
+    )
+    n, atc, purchased = sums[:, :g], sums[:, g : 2 * g], sums[:, 2 * g :]
     return _ratio(atc, n), _ratio(purchased, n), n
 
 
@@ -205,7 +240,7 @@ def _cohens_d(w_BxN, pop: Population, hi_N, lo_N, values):
         n, s1 = (w_BxN @ np.stack([pop.sessions * mask, values * mask], 1)).T
         # values are binary per session: their sum of squares is their sum
         mean = _ratio(s1, n)
-        moments.append((n, mean, _ratio(s1 - n * mean ** 2, n - 1)))
+        moments.append((n, mean, _ratio(s1 - n * mean**2, n - 1)))
     (n1, m1, v1), (n2, m2, v2) = moments
     pooled = np.sqrt(_ratio((n1 - 1) * v1 + (n2 - 1) * v2, n1 + n2 - 2))
     return _ratio(m1 - m2, pooled)
@@ -238,17 +273,20 @@ def side(pop: Population, w_BxN, high: dict[int, bool], codes: np.ndarray) -> di
 def compare(real: dict, sim: dict, c_BxS) -> dict[str, np.ndarray]:
     """The simulated side's figures and its alignment with the real side (`side` outputs)."""
     out = {k: sim[k] for k in SIDE_FIGURES}
-    out["ara_per_stratum"] = _ara(real["atc_rate"], real["purchase_rate"], sim["atc_rate"],
-                                  sim["purchase_rate"])
+    out["ara_per_stratum"] = _ara(
+        real["atc_rate"], real["purchase_rate"], sim["atc_rate"], sim["purchase_rate"]
+    )
     with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # all-NaN rows
         out["stratified_ara"] = np.nanmean(out["ara_per_stratum"], -1)
     # per-code alignment, weighted by the code's frequency among the simulated buyers
     out["code_alignment"] = _weighted_nanmean(
         _ara(real["code_atc"], real["code_purchase"], sim["code_atc"], sim["code_purchase"]),
-        sim["code_buyers"])
+        sim["code_buyers"],
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         out["cr_alignment"] = 1 - np.abs(sim["cr"] - real["cr"]) / np.where(
-            real["cr"] > 0, real["cr"], np.nan)
+            real["cr"] > 0, real["cr"], np.nan
+        )
     out["mean_cr_alignment"] = _weighted_nanmean(out["cr_alignment"], c_BxS)
     out["stratum_jsd"] = jsd_bits(real["stratum_mix"], sim["stratum_mix"])
     out["mean_stratum_jsd"] = _weighted_nanmean(out["stratum_jsd"], c_BxS)
@@ -271,13 +309,16 @@ def _summary(point, boot, bounds):
 
     def py(x):
         x = np.asarray(x, float)
-        return None if x.ndim == 0 and not np.isfinite(x) else (
-            float(x) if x.ndim == 0 else [py(v) for v in x])
+        return (
+            None
+            if x.ndim == 0 and not np.isfinite(x)
+            else (float(x) if x.ndim == 0 else [py(v) for v in x])
+        )
 
-    def zipped(p, l, h):
+    def zipped(p, lo_, hi_):
         if np.ndim(p) == 0:
-            return {"value": py(p), "lo": py(l), "hi": py(h)}
-        return [zipped(a, b, c) for a, b, c in zip(p, l, h)]
+            return {"value": py(p), "lo": py(lo_), "hi": py(hi_)}
+        return [zipped(a, b, c) for a, b, c in zip(p, lo_, hi_)]
 
     return zipped(point, lo, hi)
 
@@ -300,15 +341,23 @@ def best_constant(real_atc_4: np.ndarray, real_purchase_4: np.ndarray) -> tuple[
 
 STORE_FIGURES = ("cr", "cr_alignment", "stratum_jsd")
 POINT_ONLY = ("stratum_mix",)
-NOT_FOR_CONSTANTS = ("stratum_jsd", "mean_stratum_jsd", "stratum_mix", "cohens_d_atc",
-                     "cohens_d_purchase")
+NOT_FOR_CONSTANTS = (
+    "stratum_jsd",
+    "mean_stratum_jsd",
+    "stratum_mix",
+    "cohens_d_atc",
+    "cohens_d_purchase",
+)
 
 
 def _labelled(name, point, boot, stores):
     if name in POINT_ONLY:
         return {s: dict(zip(schema.STRATA, map(float, point[i]))) for i, s in enumerate(stores)}
-    bounds = (-np.inf, 1.0) if "cr_alignment" in name else (
-        (-np.inf, np.inf) if name.startswith("cohens_d") else (0.0, 1.0))
+    bounds = (
+        (-np.inf, 1.0)
+        if "cr_alignment" in name
+        else ((-np.inf, np.inf) if name.startswith("cohens_d") else (0.0, 1.0))
+    )
     summ = _summary(point, boot, bounds)
     if name in STORE_FIGURES:
         return dict(zip(stores, summ))
@@ -317,8 +366,13 @@ def _labelled(name, point, boot, stores):
     return summ
 
 
-def evaluate(real: Population, sims: dict[str, Population], high: dict[int, bool],
-             n_boot: int = 1000, seed: int = 0) -> dict:
+def evaluate(
+    real: Population,
+    sims: dict[str, Population],
+    high: dict[int, bool],
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict:
     """Figures with CIs for each simulated arm and for the baselines; "real" holds the targets.
 
     Every arm must hold the same simulated buyers in the same order (one sample, many arms).
@@ -342,32 +396,46 @@ def evaluate(real: Population, sims: dict[str, Population], high: dict[int, bool
         z = {}
         for i, s in enumerate(real.stores):
             r, m = real.store == i, pop.store == i
-            zs, p = two_proportion_z(real.purchased[r].sum(), real.sessions[r].sum(),
-                                     pop.purchased[m].sum(), pop.sessions[m].sum())
+            zs, p = two_proportion_z(
+                real.purchased[r].sum(),
+                real.sessions[r].sum(),
+                pop.purchased[m].sum(),
+                pop.sessions[m].sum(),
+            )
             z[s] = {"z": zs, "p_value": p, "significant": p < 0.05}
         out["cr_test"] = z
         out["stores_not_significant"] = sum(not v["significant"] for v in z.values())
         return out
 
     arms = {arm: arm_figures(pop) for arm, pop in sims.items()}
-    real_fig = {k: _labelled(k, real_point[k][0], real_boot[k], real.stores)
-                for k in SIDE_FIGURES}
+    real_fig = {k: _labelled(k, real_point[k][0], real_boot[k], real.stores) for k in SIDE_FIGURES}
     a, p = best_constant(real_point["atc_rate"][0], real_point["purchase_rate"][0])
     baselines = {}
     for name, (ca, cp) in (("never_buy", (0.0, 0.0)), ("average_buyer", (a, p))):
         n = np.ones(len(first.store))
-        const = first.replace(sessions=n, atc=ca * n, purchased=cp * n,
-                              stage_Nx5=np.full((len(n), 5), np.nan))
-        baselines[name] = {"atc_rate_constant": ca, "purchase_rate_constant": cp,
-                           **arm_figures(const, drop=NOT_FOR_CONSTANTS)}
+        const = first.replace(
+            sessions=n, atc=ca * n, purchased=cp * n, stage_Nx5=np.full((len(n), 5), np.nan)
+        )
+        baselines[name] = {
+            "atc_rate_constant": ca,
+            "purchase_rate_constant": cp,
+            **arm_figures(const, drop=NOT_FOR_CONSTANTS),
+        }
     counts = {s: {} for s in real.stores}
     for i, k in zip(real.store, real.code):
         counts[real.stores[i]][int(k)] = counts[real.stores[i]].get(int(k), 0) + 1
-    real_fig["p_store"] = {s: {k: v / sum(d.values()) for k, v in sorted(d.items())}
-                           for s, d in counts.items()}
+    real_fig["p_store"] = {
+        s: {k: v / sum(d.values()) for k, v in sorted(d.items())} for s, d in counts.items()
+    }
     real_fig["buyers"] = {s: int((real.store == i).sum()) for i, s in enumerate(real.stores)}
     used, n_used = np.unique(real.code[real.code >= 0], return_counts=True)
     real_fig["code_counts"] = {int(k): int(v) for k, v in zip(used, n_used)}
-    return {"stores": list(real.stores), "n_boot": n_boot, "seed": seed,
-            "code_intensity": {str(k): v for k, v in sorted(high.items())},
-            "real": real_fig, "arms": arms, "baselines": baselines}
+    return {
+        "stores": list(real.stores),
+        "n_boot": n_boot,
+        "seed": seed,
+        "code_intensity": {str(k): v for k, v in sorted(high.items())},
+        "real": real_fig,
+        "arms": arms,
+        "baselines": baselines,
+    }

@@ -30,21 +30,32 @@ from simpersona_jax.storefront.catalog import UNCATEGORIZED, StoreCatalog
 
 GOAL_KINDS = ("find_add", "search_buy", "browse")
 _TEMPLATES = {
-    "find_add": ('Find "{title}" and add it to the cart.',
-                 'Look up "{title}" and put it in your cart.'),
-    "search_buy": ('Search for "{query}" and buy {what} under ${cap}.',
-                   'Use the search box to find "{query}", then buy {what} under ${cap}.'),
-    "browse": ("Browse the {section} section and leave without adding anything to the cart.",
-               "Look around the {section} section, then leave without adding anything to the "
-               "cart."),
+    "find_add": (
+        'Find "{title}" and add it to the cart.',
+        'Look up "{title}" and put it in your cart.',
+    ),
+    "search_buy": (
+        'Search for "{query}" and buy {what} under ${cap}.',
+        'Use the search box to find "{query}", then buy {what} under ${cap}.',
+    ),
+    "browse": (
+        "Browse the {section} section and leave without adding anything to the cart.",
+        "Look around the {section} section, then leave without adding anything to the cart.",
+    ),
 }
 _PARSE = {
-    "find_add": re.compile(r'(?:Find|Look up) "(?P<title>.+)" and (?:add it to the|put it in '
-                           r'your) cart\.'),
-    "search_buy": re.compile(r'(?:Search for|Use the search box to find) "(?P<query>.+)",? '
-                             r'(?:and|then) buy (?P<what>one|\d+ items) under \$(?P<cap>\d+)\.'),
-    "browse": re.compile(r"(?:Browse|Look around) the (?P<section>.+) section,? (?:and|then) "
-                         r"leave without adding anything to the cart\."),
+    "find_add": re.compile(
+        r'(?:Find|Look up) "(?P<title>.+)" and (?:add it to the|put it in '
+        r"your) cart\."
+    ),
+    "search_buy": re.compile(
+        r'(?:Search for|Use the search box to find) "(?P<query>.+)",? '
+        r"(?:and|then) buy (?P<what>one|\d+ items) under \$(?P<cap>\d+)\."
+    ),
+    "browse": re.compile(
+        r"(?:Browse|Look around) the (?P<section>.+) section,? (?:and|then) "
+        r"leave without adding anything to the cart\."
+    ),
 }
 
 
@@ -90,7 +101,9 @@ def parse_goal(goal: str) -> tuple[str, dict] | None:
 
 
 def neutral_goal(store_id: str) -> str:
-    return f"You are shopping at {store_id.replace('_', ' ').title()}. Browse as you normally would."
+    return (
+        f"You are shopping at {store_id.replace('_', ' ').title()}. Browse as you normally would."
+    )
 
 
 def _count(n: int, one: str, many: str) -> str:
@@ -107,6 +120,7 @@ def _common_category(paths: list[str]) -> str:
 def shaped_goal(rows: list[dict], cat: StoreCatalog) -> str | None:
     """The goal-task sentence for a session (event rows in time order) of one of the three
     shapes, else None."""
+
     def of(event_type: str) -> list[dict]:
         return [r for r in rows if r["event_type"] == event_type]
 
@@ -128,8 +142,11 @@ def shaped_goal(rows: list[dict], cat: StoreCatalog) -> str | None:
         return find_and_add(cat.by_id[added[0]].title, key)
     if added:
         return None
-    seen = [cat.by_id[r["product_id"]].category for r in of("product_viewed")
-            if r["product_id"] in cat.by_id]
+    seen = [
+        cat.by_id[r["product_id"]].category
+        for r in of("product_viewed")
+        if r["product_id"] in cat.by_id
+    ]
     seen += [r["category"] for r in of("collection_viewed") if r["category"]]
     category = _common_category(seen)
     if category in cat.collections:
@@ -144,7 +161,9 @@ def intent_goal(session: pl.DataFrame, cat: StoreCatalog) -> str:
     shaped = shaped_goal(rows, cat)
     if shaped is not None:
         return shaped
-    views = [r["product_id"] for r in rows if r["event_type"] == "product_viewed" and r["product_id"]]
+    views = [
+        r["product_id"] for r in rows if r["event_type"] == "product_viewed" and r["product_id"]
+    ]
     products = [cat.by_id[p] for p in views if p in cat.by_id]
     leaves: list[str] = []
     for p in products:
@@ -172,8 +191,11 @@ def intent_goal(session: pl.DataFrame, cat: StoreCatalog) -> str:
     if adds:
         parts.append(_count(adds, "add one to the cart", "add {n} items to the cart"))
     if removes:
-        parts.append(_count(removes, "change your mind about one of them",
-                            "change your mind about {n} of them"))
+        parts.append(
+            _count(
+                removes, "change your mind about one of them", "change your mind about {n} of them"
+            )
+        )
     if bought:
         parts.append("then buy" + (" it" if adds <= 1 else " them"))
     elif started:

@@ -19,8 +19,14 @@ import polars as pl
 
 from simpersona_jax.storefront.catalog import StoreCatalog
 
-PRODUCT_EVENTS = ("product_viewed", "product_added_to_cart", "product_removed_from_cart",
-                  "cart_viewed", "checkout_started", "checkout_completed")
+PRODUCT_EVENTS = (
+    "product_viewed",
+    "product_added_to_cart",
+    "product_removed_from_cart",
+    "cart_viewed",
+    "checkout_started",
+    "checkout_completed",
+)
 _COUNTED = ("product_added_to_cart", "product_removed_from_cart", "checkout_completed")
 
 
@@ -55,8 +61,15 @@ def _targets(rows: list[dict]) -> list[Target]:
         if r["event_type"] == "page_viewed":
             continue
         counted = r["event_type"] in _COUNTED and r["quantity"] is not None
-        out.append(Target(r["event_type"], r["product_id"], r["category"], r["query"],
-                          int(r["quantity"]) if counted else None))
+        out.append(
+            Target(
+                r["event_type"],
+                r["product_id"],
+                r["category"],
+                r["query"],
+                int(r["quantity"]) if counted else None,
+            )
+        )
     return out
 
 
@@ -73,7 +86,12 @@ def _normalise(targets: list[Target], cat: StoreCatalog) -> list[Target]:
         if t.event_type == "search_submitted" and not (t.query or "").strip():
             i += 1
             continue
-        if t.event_type in ("product_viewed", "collection_viewed", "search_submitted", "cart_viewed"):
+        if t.event_type in (
+            "product_viewed",
+            "collection_viewed",
+            "search_submitted",
+            "cart_viewed",
+        ):
             out.append(t)
         elif t.event_type == "product_added_to_cart":
             q = max(1, min(t.quantity or 1, 99))

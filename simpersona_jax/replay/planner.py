@@ -76,8 +76,9 @@ def matches(t: Target, obs: Observation) -> bool:
 class ReplayPolicy:
     """Async policy for `run_episodes`; each EpisodeSpec.meta is the episode's Plan."""
 
-    def __init__(self, catalogs: dict[str, StoreCatalog], max_pages: int = 4,
-                 max_attempts: int = 12):
+    def __init__(
+        self, catalogs: dict[str, StoreCatalog], max_pages: int = 4, max_attempts: int = 12
+    ):
         self.catalogs = catalogs
         self.max_pages = max_pages
         self.max_attempts = max_attempts
@@ -186,8 +187,9 @@ class ReplayPolicy:
             return self._to_cart(obs, final=False)
         raise ValueError(f"no planner rule for target {et!r}")
 
-    def _to_product(self, st: _State, cat: StoreCatalog, obs: Observation, pid: str,
-                    final: bool) -> tuple[str, bool]:
+    def _to_product(
+        self, st: _State, cat: StoreCatalog, obs: Observation, pid: str, final: bool
+    ) -> tuple[str, bool]:
         product = cat.by_id[pid]
         path, query = _page(obs)
         on_it = obs.kind == "product" and path[-1:] == [pid]
@@ -206,8 +208,11 @@ class ReplayPolicy:
         current = path[-1] if obs.kind == "collection" and path else None
         if best is not None and (current is None or depth > current.count(".") + 1):
             return format_action("click", best.bid), False
-        listed = (obs.kind == "collection" and current is not None
-                  and (product.category == current or product.category.startswith(current + ".")))
+        listed = (
+            obs.kind == "collection"
+            and current is not None
+            and (product.category == current or product.category.startswith(current + "."))
+        )
         listed = listed or (obs.kind == "search" and product in cat.search(query.get("q", "")))
         nxt = _find(obs, role="link", name="Next page")
         if listed and nxt is not None and st.listing_pages < self.max_pages:
@@ -241,8 +246,9 @@ class ReplayPolicy:
         return format_action("press", box.bid, "Enter"), final
 
     def _to_cart(self, obs: Observation, final: bool) -> tuple[str, bool]:
-        link = next((e for e in obs.elements if e.role == "link" and e.name.startswith("Cart (")),
-                    None)
+        link = next(
+            (e for e in obs.elements if e.role == "link" and e.name.startswith("Cart (")), None
+        )
         if link is None:
             return self._home(obs)
         return format_action("click", link.bid), final
@@ -254,8 +260,9 @@ class ReplayPolicy:
         return format_action("go_back"), False
 
 
-def _find(obs: Observation, role: str | None = None, name: str | None = None,
-          editable: bool = False) -> Element | None:
+def _find(
+    obs: Observation, role: str | None = None, name: str | None = None, editable: bool = False
+) -> Element | None:
     for e in obs.elements:
         if role is not None and e.role != role:
             continue

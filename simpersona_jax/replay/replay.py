@@ -16,9 +16,21 @@ from typing import Callable
 import polars as pl
 
 from simpersona_jax.replay import goals
-from simpersona_jax.replay.plan import PRODUCT_EVENTS, Unreplayable, expected_events, is_subsequence, make_plan
+from simpersona_jax.replay.plan import (
+    PRODUCT_EVENTS,
+    Unreplayable,
+    expected_events,
+    is_subsequence,
+    make_plan,
+)
 from simpersona_jax.replay.planner import ReplayPolicy
-from simpersona_jax.rollout.driver import HISTORY, DriverConfig, EpisodeResult, EpisodeSpec, run_episodes
+from simpersona_jax.rollout.driver import (
+    HISTORY,
+    DriverConfig,
+    EpisodeResult,
+    EpisodeSpec,
+    run_episodes,
+)
 from simpersona_jax.storefront.catalog import StoreCatalog
 from simpersona_jax.storefront.eventlog import read_log
 
@@ -35,23 +47,37 @@ class ReplayReport:
 
     def summary(self) -> str:
         drops = ", ".join(f"{k}={v}" for k, v in self.dropped.most_common()) or "none"
-        return (f"sessions in {self.sessions_in}, replayed {self.replayed}, dropped "
-                f"{sum(self.dropped.values())} ({drops}); steps {self.steps}, tokens {self.tokens}")
+        return (
+            f"sessions in {self.sessions_in}, replayed {self.replayed}, dropped "
+            f"{sum(self.dropped.values())} ({drops}); steps {self.steps}, tokens {self.tokens}"
+        )
 
 
 def count_tokens(row: dict) -> int:
     """Whitespace tokens of one training example (goal, history, observation, action)."""
-    return sum(len(str(x).split()) for x in (row["goal_intent"], " ".join(row["history"]),
-                                             row["observation"], row["action"]))
+    return sum(
+        len(str(x).split())
+        for x in (row["goal_intent"], " ".join(row["history"]), row["observation"], row["action"])
+    )
 
 
 def trace_rows(result: EpisodeResult, goal_intent: str) -> list[dict]:
     spec, history, rows = result.spec, [], []
     for step in result.steps:
-        rows.append(dict(store_id=spec.store_id, buyer_id=spec.buyer_id, session_id=spec.session_id,
-                         persona=spec.persona, step=step.step, goal_neutral=spec.goal,
-                         goal_intent=goal_intent, history=history[-HISTORY:],
-                         observation=step.observation, action=step.action))
+        rows.append(
+            dict(
+                store_id=spec.store_id,
+                buyer_id=spec.buyer_id,
+                session_id=spec.session_id,
+                persona=spec.persona,
+                step=step.step,
+                goal_neutral=spec.goal,
+                goal_intent=goal_intent,
+                history=history[-HISTORY:],
+                observation=step.observation,
+                action=step.action,
+            )
+        )
         history = history + [step.action]
     return rows
 
@@ -59,21 +85,29 @@ def trace_rows(result: EpisodeResult, goal_intent: str) -> list[dict]:
 def _logged(log: pl.DataFrame) -> dict[tuple[str, str], list[tuple]]:
     log = log.filter(pl.col("event_type").cast(pl.String).is_in(PRODUCT_EVENTS))
     out: dict[tuple[str, str], list[tuple]] = collections.defaultdict(list)
-    for s, sess, et, pid, q in log.select("store_id", "session_id", pl.col("event_type").cast(pl.String),
-                                          "product_id", "quantity").iter_rows():
+    for s, sess, et, pid, q in log.select(
+        "store_id", "session_id", pl.col("event_type").cast(pl.String), "product_id", "quantity"
+    ).iter_rows():
         out[(s, sess)].append((et, pid, q))
     return out
 
 
-async def replay_sessions(events: pl.DataFrame, catalogs: dict[str, StoreCatalog], server,
-                          cfg: DriverConfig | None = None, *, pool=None,
-                          on_result: Callable[[EpisodeResult], None] | None = None) -> ReplayReport:
+async def replay_sessions(
+    events: pl.DataFrame,
+    catalogs: dict[str, StoreCatalog],
+    server,
+    cfg: DriverConfig | None = None,
+    *,
+    pool=None,
+    on_result: Callable[[EpisodeResult], None] | None = None,
+) -> ReplayReport:
     """events: canonical events of the sessions to replay; server: a started StorefrontServer."""
     cfg = dataclasses.replace(cfg or DriverConfig(), stop_at_order=False)
     report = ReplayReport()
     specs, intents = [], []
-    for (store_id, _), session in events.partition_by("store_id", "session_id", as_dict=True,
-                                                      maintain_order=True).items():
+    for (store_id, _), session in events.partition_by(
+        "store_id", "session_id", as_dict=True, maintain_order=True
+    ).items():
         report.sessions_in += 1
         cat = catalogs.get(store_id)
         try:
@@ -83,9 +117,16 @@ async def replay_sessions(events: pl.DataFrame, catalogs: dict[str, StoreCatalog
         except Unreplayable as e:
             report.dropped[e.reason] += 1
             continue
-        specs.append(EpisodeSpec(server.store_url(store_id) + plan.start_path, store_id,
-                                 plan.buyer_id, plan.session_id, goals.neutral_goal(store_id),
-                                 meta=plan))
+        specs.append(
+            EpisodeSpec(
+                server.store_url(store_id) + plan.start_path,
+                store_id,
+                plan.buyer_id,
+                plan.session_id,
+                goals.neutral_goal(store_id),
+                meta=plan,
+            )
+        )
         intents.append(goals.intent_goal(session, cat))
     policy = ReplayPolicy(catalogs)
     report.results = await run_episodes(specs, policy, cfg, pool=pool, on_result=on_result)
@@ -100,7 +141,9 @@ async def replay_sessions(events: pl.DataFrame, catalogs: dict[str, StoreCatalog
             reason = state.failed
         elif result.outcome == "step_limit":
             reason = "step_limit"
-        elif not is_subsequence(expected_events(plan), logged.get((plan.store_id, plan.session_id), [])):
+        elif not is_subsequence(
+            expected_events(plan), logged.get((plan.store_id, plan.session_id), [])
+        ):
             reason = "log_mismatch"
         else:
             reason = ""

@@ -16,13 +16,21 @@ import polars as pl
 
 def session_sizes(events: pl.DataFrame) -> pl.DataFrame:
     """(store_id, buyer_id, session_id, len) per session, in a stable order."""
-    return (events.group_by("store_id", "buyer_id", "session_id").len()
-            .sort("store_id", "buyer_id", "session_id"))
+    return (
+        events.group_by("store_id", "buyer_id", "session_id")
+        .len()
+        .sort("store_id", "buyer_id", "session_id")
+    )
 
 
-def sample_sessions(events: pl.DataFrame, n: int, max_events: int, seed: int,
-                    codes: pl.DataFrame | None = None,
-                    priority_codes: set[int] | None = None) -> tuple[pl.DataFrame, dict]:
+def sample_sessions(
+    events: pl.DataFrame,
+    n: int,
+    max_events: int,
+    seed: int,
+    codes: pl.DataFrame | None = None,
+    priority_codes: set[int] | None = None,
+) -> tuple[pl.DataFrame, dict]:
     """(events of up to n sampled sessions, stats).
 
     codes: (store_id, buyer_id, code) for the buyers of `events`; None samples uniformly.
@@ -47,20 +55,32 @@ def sample_sessions(events: pl.DataFrame, n: int, max_events: int, seed: int,
     return events.join(keys, on=["store_id", "session_id"], how="semi"), stats
 
 
-def _balanced(sizes: pl.DataFrame, codes: pl.DataFrame, n: int, seed: int,
-              priority: set[int]) -> pl.DataFrame:
+def _balanced(
+    sizes: pl.DataFrame, codes: pl.DataFrame, n: int, seed: int, priority: set[int]
+) -> pl.DataFrame:
     """Round-robin over codes: sort sessions by (rank within their code, code order), take n."""
-    joined = sizes.join(codes.select("store_id", "buyer_id", pl.col("code").cast(pl.Int64)),
-                        on=["store_id", "buyer_id"], how="inner")
+    joined = sizes.join(
+        codes.select("store_id", "buyer_id", pl.col("code").cast(pl.Int64)),
+        on=["store_id", "buyer_id"],
+        how="inner",
+    )
     if joined.height == 0:
-        raise ValueError("no session's buyer has a code: the codes do not cover these events' "
-                         "buyers (check that codes.parquet comes from the same data)")
+        raise ValueError(
+            "no session's buyer has a code: the codes do not cover these events' "
+            "buyers (check that codes.parquet comes from the same data)"
+        )
     rng = np.random.default_rng(seed)
     order = joined["code"].unique().sort().to_numpy().copy()
     rng.shuffle(order)
     order = sorted(order.tolist(), key=lambda k: k not in priority)  # stable: priority first
-    return (joined.with_columns(_u=pl.Series(rng.random(joined.height)))
-            .sort("_u")
-            .with_columns(_rank=pl.int_range(pl.len()).over("code"),
-                          _order=pl.col("code").replace_strict(order, list(range(len(order)))))
-            .sort("_rank", "_order").head(n).drop("_u", "_rank", "_order"))
+    return (
+        joined.with_columns(_u=pl.Series(rng.random(joined.height)))
+        .sort("_u")
+        .with_columns(
+            _rank=pl.int_range(pl.len()).over("code"),
+            _order=pl.col("code").replace_strict(order, list(range(len(order)))),
+        )
+        .sort("_rank", "_order")
+        .head(n)
+        .drop("_u", "_rank", "_order")
+    )

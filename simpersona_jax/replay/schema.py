@@ -7,18 +7,20 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-TRACE_SCHEMA = pa.schema([
-    ("store_id", pa.string()),
-    ("buyer_id", pa.string()),
-    ("session_id", pa.string()),
-    ("persona", pa.int32()),  # -1 until buyers are assigned VQ codes
-    ("step", pa.int32()),
-    ("goal_neutral", pa.string()),
-    ("goal_intent", pa.string()),
-    ("history", pa.list_(pa.string())),  # the last <= 5 actions before this step
-    ("observation", pa.string()),
-    ("action", pa.string()),
-])
+TRACE_SCHEMA = pa.schema(
+    [
+        ("store_id", pa.string()),
+        ("buyer_id", pa.string()),
+        ("session_id", pa.string()),
+        ("persona", pa.int32()),  # -1 until buyers are assigned VQ codes
+        ("step", pa.int32()),
+        ("goal_neutral", pa.string()),
+        ("goal_intent", pa.string()),
+        ("history", pa.list_(pa.string())),  # the last <= 5 actions before this step
+        ("observation", pa.string()),
+        ("action", pa.string()),
+    ]
+)
 
 
 class TraceWriter:
@@ -34,8 +36,8 @@ class TraceWriter:
     def add(self, rows: list[dict]) -> None:
         self.rows += rows
         while len(self.rows) >= self.rows_per_shard:
-            self._write(self.rows[:self.rows_per_shard])
-            self.rows = self.rows[self.rows_per_shard:]
+            self._write(self.rows[: self.rows_per_shard])
+            self.rows = self.rows[self.rows_per_shard :]
 
     def close(self) -> list[str]:
         if self.rows:

@@ -12,8 +12,24 @@ from __future__ import annotations
 import dataclasses
 import re
 
-KEYS = frozenset({"Enter", "Tab", "Escape", "Backspace", "Delete", "ArrowUp", "ArrowDown",
-                  "ArrowLeft", "ArrowRight", "Home", "End", "PageUp", "PageDown", "Space"})
+KEYS = frozenset(
+    {
+        "Enter",
+        "Tab",
+        "Escape",
+        "Backspace",
+        "Delete",
+        "ArrowUp",
+        "ArrowDown",
+        "ArrowLeft",
+        "ArrowRight",
+        "Home",
+        "End",
+        "PageUp",
+        "PageDown",
+        "Space",
+    }
+)
 ARITY = {"click": 1, "fill": 2, "press": 2, "go_back": 0, "stop": 0}
 MAX_TEXT = 500
 _CALL = re.compile(r"\s*([A-Za-z_]\w*)\s*\((.*)\)\s*", re.DOTALL)
@@ -35,7 +51,11 @@ class Action:
 
 
 def _quote(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
+    return (
+        '"'
+        + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+        + '"'
+    )
 
 
 def format_action(name: str, *args: str) -> str:
@@ -57,7 +77,7 @@ def _strings(text: str) -> list[str]:
             return out
         quote = text[i]
         if quote not in "\"'":
-            raise ActionError(f"arguments must be quoted strings, got {text[i:i + 20]!r}")
+            raise ActionError(f"arguments must be quoted strings, got {text[i : i + 20]!r}")
         i += 1
         buf = []
         while True:
@@ -66,7 +86,7 @@ def _strings(text: str) -> list[str]:
             ch = text[i]
             if ch == "\\":
                 if i + 1 >= n or text[i + 1] not in _ESCAPES:
-                    raise ActionError(f"bad escape {text[i:i + 2]!r}")
+                    raise ActionError(f"bad escape {text[i : i + 2]!r}")
                 buf.append(_ESCAPES[text[i + 1]])
                 i += 2
             elif ch == quote:
@@ -81,7 +101,7 @@ def _strings(text: str) -> list[str]:
         if i == n:
             return out
         if text[i] != ",":
-            raise ActionError(f"expected ',' or ')' after argument, got {text[i:i + 20]!r}")
+            raise ActionError(f"expected ',' or ')' after argument, got {text[i : i + 20]!r}")
         i += 1
 
 
@@ -90,7 +110,7 @@ def parse_action(text: str) -> Action:
         raise ActionError(f"action must be a string, got {type(text).__name__}")
     m = _CALL.fullmatch(text)
     if not m:
-        raise ActionError(f"not an action call: {text[:80]!r}; expected e.g. click(\"12\")")
+        raise ActionError(f'not an action call: {text[:80]!r}; expected e.g. click("12")')
     name, inner = m.group(1), m.group(2)
     if name not in ARITY:
         raise ActionError(f"unknown action {name!r}; allowed: {', '.join(ARITY)}")
@@ -98,7 +118,7 @@ def parse_action(text: str) -> Action:
     if len(args) != ARITY[name]:
         raise ActionError(f"{name}() takes {ARITY[name]} argument(s), got {len(args)}")
     if args and not _BID.fullmatch(args[0]):
-        raise ActionError(f"bid must be a number like \"12\", got {args[0][:20]!r}")
+        raise ActionError(f'bid must be a number like "12", got {args[0][:20]!r}')
     if name == "press" and args[1] not in KEYS:
         raise ActionError(f"unsupported key {args[1][:20]!r}; allowed: {', '.join(sorted(KEYS))}")
     if name == "fill" and len(args[1]) > MAX_TEXT:

@@ -23,10 +23,19 @@ import shutil
 
 from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 
-CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-extensions", "--disable-default-apps", "--mute-audio",
-                 "--no-proxy-server", "--disable-dev-shm-usage")
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--mute-audio",
+    "--no-proxy-server",
+    "--disable-dev-shm-usage",
+)
 
 GUARD_JS = r"""
 (() => {
@@ -62,20 +71,29 @@ def chromium_executable(playwright: Playwright, headless: bool = True) -> str | 
     if own and os.path.exists(own):
         return None
     names = (("chromium-headless-shell",) if headless else ()) + (
-        "chromium", "chromium-browser", "google-chrome")
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+    )
     for name in names:
         for path in (f"/usr/bin/{name}", shutil.which(name)):
             if path and os.path.exists(path):
                 return path
-    raise FileNotFoundError("no Chromium: install Playwright's (`playwright install chromium`) "
-                            "or the system package (apt-get install chromium)")
+    raise FileNotFoundError(
+        "no Chromium: install Playwright's (`playwright install chromium`) "
+        "or the system package (apt-get install chromium)"
+    )
 
 
 class BrowserPool:
     """Launches Chromium lazily; `new_context(origin)` returns (context, browser)."""
 
-    def __init__(self, contexts_per_browser: int = 200, headless: bool = True,
-                 extra_args: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        contexts_per_browser: int = 200,
+        headless: bool = True,
+        extra_args: tuple[str, ...] = (),
+    ):
         self.contexts_per_browser = contexts_per_browser
         self.headless = headless
         self.extra_args = tuple(extra_args)
@@ -93,9 +111,11 @@ class BrowserPool:
 
     async def _launch(self) -> Browser:
         self.launches += 1
-        return await self._pw.chromium.launch(executable_path=self._executable,
-                                              headless=self.headless,
-                                              args=list(CHROMIUM_ARGS + self.extra_args))
+        return await self._pw.chromium.launch(
+            executable_path=self._executable,
+            headless=self.headless,
+            args=list(CHROMIUM_ARGS + self.extra_args),
+        )
 
     @property
     def browser(self) -> Browser | None:
@@ -103,8 +123,11 @@ class BrowserPool:
 
     async def new_context(self, origin: str) -> tuple[BrowserContext, Browser]:
         async with self._lock:
-            if (self._browser is None or not self._browser.is_connected()
-                    or self._made >= self.contexts_per_browser):
+            if (
+                self._browser is None
+                or not self._browser.is_connected()
+                or self._made >= self.contexts_per_browser
+            ):
                 if self._browser is not None:
                     self._retired.append(self._browser)
                 self._browser = await self._launch()
@@ -113,8 +136,9 @@ class BrowserPool:
             browser = self._browser
             await self._close_idle_retired()
             # Created under the lock so a browser is never retired between choice and use.
-            context = await browser.new_context(viewport={"width": 1024, "height": 768},
-                                                service_workers="block")
+            context = await browser.new_context(
+                viewport={"width": 1024, "height": 768}, service_workers="block"
+            )
         off_origin = re.compile("^(?!" + re.escape(origin.rstrip("/")) + "(/|$))")
         context.blocked = []  # navigation URLs refused by the origin guard
         context.on_blocked = []

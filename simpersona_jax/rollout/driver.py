@@ -125,16 +125,17 @@ class _Batcher:
             self.wake.clear()
             await asyncio.sleep(0)  # let episodes that are about to ask join this batch
             while self.pending:
-                batch = self.pending[:self.max_batch]
-                del self.pending[:self.max_batch]
+                batch = self.pending[: self.max_batch]
+                del self.pending[: self.max_batch]
                 live = [(t, f) for t, f in batch if not f.done()]
                 if not live:
                     continue
                 try:
                     actions = list(await self.policy([t for t, _ in live]))
                     if len(actions) != len(live):
-                        raise PolicyError(f"policy returned {len(actions)} actions for "
-                                          f"{len(live)} turns")
+                        raise PolicyError(
+                            f"policy returned {len(actions)} actions for {len(live)} turns"
+                        )
                 except Exception as e:  # noqa: BLE001 - reported as the episodes' outcome
                     for _, f in live:
                         if not f.done():
@@ -285,8 +286,9 @@ async def _execute(page, context, obs: Observation, action: Action, cfg: DriverC
     browser.on("disconnected", on_gone)
     try:
         if action.name == "press" and action.args[1] != "Enter":
-            await page.locator(f'[bid="{bid}"]').press(action.args[1],
-                                                       timeout=cfg.element_timeout_s * 1000)
+            await page.locator(f'[bid="{bid}"]').press(
+                action.args[1], timeout=cfg.element_timeout_s * 1000
+            )
             cancelled = await page.evaluate(TAKE_BLOCKED_JS)
             kind = f"blocked:{cancelled}" if cancelled else "plain"
         else:
@@ -332,24 +334,35 @@ async def _execute(page, context, obs: Observation, action: Action, cfg: DriverC
     return ""
 
 
-async def _episode(index: int, spec: EpisodeSpec, pool: BrowserPool, batcher: _Batcher,
-                   cfg: DriverConfig, result: EpisodeResult, step_hook) -> None:
+async def _episode(
+    index: int,
+    spec: EpisodeSpec,
+    pool: BrowserPool,
+    batcher: _Batcher,
+    cfg: DriverConfig,
+    result: EpisodeResult,
+    step_hook,
+) -> None:
     context = page = browser = None
     crash: dict[str, str] = {}
     try:
-        context, browser = await asyncio.wait_for(pool.new_context(_origin(spec.start_url)),
-                                                  cfg.action_timeout_s)
+        context, browser = await asyncio.wait_for(
+            pool.new_context(_origin(spec.start_url)), cfg.action_timeout_s
+        )
         page = await context.new_page()
         page.on("crash", lambda _: crash.setdefault("reason", "page_crash"))
-        await asyncio.wait_for(page.goto(spec.entry_url(), wait_until="domcontentloaded"),
-                               cfg.action_timeout_s)
+        await asyncio.wait_for(
+            page.goto(spec.entry_url(), wait_until="domcontentloaded"), cfg.action_timeout_s
+        )
         obs = await asyncio.wait_for(_observe(page), cfg.action_timeout_s)
         history: list[str] = []
         for step in range(cfg.step_limit):
             if step_hook is not None:
                 await step_hook(index, step, page)
             try:
-                action_text = await batcher.ask(Turn(index, spec, step, obs, tuple(history[-HISTORY:])))
+                action_text = await batcher.ask(
+                    Turn(index, spec, step, obs, tuple(history[-HISTORY:]))
+                )
             except PolicyError as e:
                 result.outcome, result.reason = "crashed", f"policy_error: {e}"[:300]
                 return
@@ -374,8 +387,9 @@ async def _episode(index: int, spec: EpisodeSpec, pool: BrowserPool, batcher: _B
             try:
                 error, new_obs = await asyncio.wait_for(act(), cfg.action_timeout_s)
             except asyncio.TimeoutError:
-                result.steps.append(Step(step, obs.text, history[-1], "action_deadline",
-                                         time.perf_counter() - t0))
+                result.steps.append(
+                    Step(step, obs.text, history[-1], "action_deadline", time.perf_counter() - t0)
+                )
                 raise
             result.steps.append(Step(step, obs.text, history[-1], error, time.perf_counter() - t0))
             obs = new_obs.with_error(error) if error else new_obs
@@ -404,11 +418,15 @@ async def _episode(index: int, spec: EpisodeSpec, pool: BrowserPool, batcher: _B
                 pass
 
 
-async def run_episodes(specs: Sequence[EpisodeSpec], policy: Policy, cfg: DriverConfig | None = None,
-                       *, pool: BrowserPool | None = None,
-                       on_result: Callable[[EpisodeResult], None] | None = None,
-                       step_hook: Callable[[int, int, Any], Awaitable[None]] | None = None,
-                       ) -> list[EpisodeResult]:
+async def run_episodes(
+    specs: Sequence[EpisodeSpec],
+    policy: Policy,
+    cfg: DriverConfig | None = None,
+    *,
+    pool: BrowserPool | None = None,
+    on_result: Callable[[EpisodeResult], None] | None = None,
+    step_hook: Callable[[int, int, Any], Awaitable[None]] | None = None,
+) -> list[EpisodeResult]:
     """Runs all episodes; returns one result per spec, in order.
 
     pool: a started BrowserPool to reuse (else one is made and closed here).
@@ -430,8 +448,9 @@ async def run_episodes(specs: Sequence[EpisodeSpec], policy: Policy, cfg: Driver
             result = EpisodeResult(i, spec)
             t0 = time.perf_counter()
             try:
-                await asyncio.wait_for(_episode(i, spec, pool, batcher, cfg, result, step_hook),
-                                       cfg.episode_timeout_s)
+                await asyncio.wait_for(
+                    _episode(i, spec, pool, batcher, cfg, result, step_hook), cfg.episode_timeout_s
+                )
             except asyncio.TimeoutError:
                 result.outcome, result.reason = "crashed", "episode_deadline"
             result.wall_s = time.perf_counter() - t0
@@ -455,7 +474,8 @@ async def run_episodes(specs: Sequence[EpisodeSpec], policy: Policy, cfg: Driver
     return slots  # type: ignore[return-value]
 
 
-def run(specs: Sequence[EpisodeSpec], policy: Policy, cfg: DriverConfig | None = None,
-        **kw) -> list[EpisodeResult]:
+def run(
+    specs: Sequence[EpisodeSpec], policy: Policy, cfg: DriverConfig | None = None, **kw
+) -> list[EpisodeResult]:
     """Synchronous wrapper around run_episodes."""
     return asyncio.run(run_episodes(specs, policy, cfg, **kw))

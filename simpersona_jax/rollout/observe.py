@@ -102,9 +102,18 @@ class Observation:
 
     @classmethod
     def from_js(cls, d: dict) -> "Observation":
-        return cls(kind=d["kind"], url=d["url"], path=d["path"], heading=d["heading"],
-                   title=d["title"], price=d["price"], cart=d["cart"], notice=d["notice"],
-                   alert=d["alert"], elements=tuple(Element(**e) for e in d["elements"]))
+        return cls(
+            kind=d["kind"],
+            url=d["url"],
+            path=d["path"],
+            heading=d["heading"],
+            title=d["title"],
+            price=d["price"],
+            cart=d["cart"],
+            notice=d["notice"],
+            alert=d["alert"],
+            elements=tuple(Element(**e) for e in d["elements"]),
+        )
 
     def with_error(self, error: str) -> "Observation":
         return dataclasses.replace(self, error=error)

@@ -34,8 +34,13 @@ def _rng(seed: int, *keys: str) -> np.random.Generator:
     return np.random.default_rng([seed, int.from_bytes(digest, "little")])
 
 
-def scripted_specs(store_url: str, catalog: StoreCatalog, buyers: list[tuple[BuyerType, str]],
-                   seed: int = 0, session_prefix: str = "scripted") -> list[EpisodeSpec]:
+def scripted_specs(
+    store_url: str,
+    catalog: StoreCatalog,
+    buyers: list[tuple[BuyerType, str]],
+    seed: int = 0,
+    session_prefix: str = "scripted",
+) -> list[EpisodeSpec]:
     """One episode per (type, buyer id), landing where the type tends to land."""
     specs = []
     for i, (buyer_type, buyer_id) in enumerate(buyers):
@@ -44,12 +49,22 @@ def scripted_specs(store_url: str, catalog: StoreCatalog, buyers: list[tuple[Buy
         p = np.asarray(buyer_type.landing, float)
         landing = ("home", "collection", "search", "product")[int(rng.choice(4, p=p / p.sum()))]
         product = catalog.products[int(rng.integers(0, len(catalog.products)))]
-        path = {"home": "",
-                "collection": f"c/{quote(product.category, safe='')}",
-                "search": "search?" + urlencode({"q": (tokens(product.title) or ["a"])[0]}),
-                "product": f"p/{quote(product.product_id, safe='')}"}[landing]
-        specs.append(EpisodeSpec(store_url + path, catalog.store_id, buyer_id, session_id,
-                                 goal=buyer_type.description, meta=buyer_type))
+        path = {
+            "home": "",
+            "collection": f"c/{quote(product.category, safe='')}",
+            "search": "search?" + urlencode({"q": (tokens(product.title) or ["a"])[0]}),
+            "product": f"p/{quote(product.product_id, safe='')}",
+        }[landing]
+        specs.append(
+            EpisodeSpec(
+                store_url + path,
+                catalog.store_id,
+                buyer_id,
+                session_id,
+                goal=buyer_type.description,
+                meta=buyer_type,
+            )
+        )
     return specs
 
 
@@ -84,7 +99,8 @@ class ScriptedBuyer:
         if ep is None:
             rng = _rng(self.seed, turn.spec.buyer_id, turn.spec.session_id)
             ep = self.episodes[turn.index] = _Episode(
-                rng, bool(rng.random() < t.bounce), 1 + int(rng.poisson(max(t.views_mean - 1, 0))))
+                rng, bool(rng.random() < t.bounce), 1 + int(rng.poisson(max(t.views_mean - 1, 0)))
+            )
         obs = turn.observation
         if ep.bounce or obs.kind == "confirmation":
             return format_action("stop")
@@ -141,8 +157,13 @@ class ScriptedBuyer:
     def _on_cart(self, t, ep, obs):
         if not ep.cart_decided:
             ep.cart_decided = True
-            ep.removing = [e.name for e in obs.elements if e.role == "button"
-                           and e.name.startswith("Remove ") and ep.rng.random() < t.remove]
+            ep.removing = [
+                e.name
+                for e in obs.elements
+                if e.role == "button"
+                and e.name.startswith("Remove ")
+                and ep.rng.random() < t.remove
+            ]
         while ep.removing:
             button = _by(obs, role="button", name=ep.removing.pop(0))
             if button is not None:
@@ -165,7 +186,9 @@ class ScriptedBuyer:
 
     # ---- helpers ---------------------------------------------------------------------------
     def _to_cart_or_leave(self, obs):
-        cart = next((e for e in obs.elements if e.role == "link" and e.name.startswith("Cart (")), None)
+        cart = next(
+            (e for e in obs.elements if e.role == "link" and e.name.startswith("Cart (")), None
+        )
         if cart is not None and obs.cart not in ("", "0"):
             return format_action("click", cart.bid)
         return format_action("stop")
@@ -188,7 +211,9 @@ class ScriptedBuyer:
             return format_action("stop")
         if ep.rng.random() < t.search and obs.title:
             return self._search(ep, obs, obs.title)
-        cats = [e for e in obs.elements if e.role == "link" and "/c/" in e.href and "?" not in e.href]
+        cats = [
+            e for e in obs.elements if e.role == "link" and "/c/" in e.href and "?" not in e.href
+        ]
         if cats:
             return format_action("click", cats[int(ep.rng.integers(0, len(cats)))].bid)
         picked = self._pick_product(t, ep, obs)

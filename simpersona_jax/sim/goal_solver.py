@@ -91,8 +91,9 @@ class GoalSolver:
         if obs.kind == "product":
             price = _money(obs.price)
             if obs.notice.startswith("Added"):
-                cart = next(e for e in obs.elements
-                            if e.role == "link" and e.name.startswith("Cart ("))
+                cart = next(
+                    e for e in obs.elements if e.role == "link" and e.name.startswith("Cart (")
+                )
                 return format_action("click", cart.bid)
             if price is not None and price < cap:
                 return format_action("click", _by(obs, role="button", name="Add to cart").bid)
@@ -117,8 +118,14 @@ class GoalSolver:
         for name in reversed(labels):  # the deepest of the section's collections linked here
             if name == here:
                 break
-            link = next((e for e in obs.elements if e.role == "link" and "/c/" in e.href
-                         and "?" not in e.href and e.name == name), None)
+            link = next(
+                (
+                    e
+                    for e in obs.elements
+                    if e.role == "link" and "/c/" in e.href and "?" not in e.href and e.name == name
+                ),
+                None,
+            )
             if link is not None:
                 return format_action("click", link.bid)
         if obs.kind == "search" and not state.typed:

@@ -40,8 +40,12 @@ from simpersona_jax.features.default import resolve_data_dir
 from simpersona_jax.replay import goals
 from simpersona_jax.rollout.driver import DriverConfig, EpisodeResult, EpisodeSpec, Policy, run
 from simpersona_jax.sim import score as sim_score
-from simpersona_jax.storefront.catalog import (UNCATEGORIZED, StoreCatalog, catalog_dir_for,
-                                               read_catalogs)
+from simpersona_jax.storefront.catalog import (
+    UNCATEGORIZED,
+    StoreCatalog,
+    catalog_dir_for,
+    read_catalogs,
+)
 from simpersona_jax.storefront.eventlog import read_log
 from simpersona_jax.storefront.server import StorefrontServer
 
@@ -61,8 +65,9 @@ class GoalTask:
     matches: frozenset = frozenset()  # search_buy: the product ids the query finds
 
     def row(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name != "matches"}
+        return {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "matches"
+        }
 
 
 def _rng(seed: int, store_id: str, kind: str) -> np.random.Generator:
@@ -72,8 +77,11 @@ def _rng(seed: int, store_id: str, kind: str) -> np.random.Generator:
 
 def search_phrases(cat: StoreCatalog) -> list[str]:
     """Search phrases that find products: category nouns (leaf names), else brands."""
-    leaves = {p.category.rsplit(".", 1)[-1].replace("_", " ") for p in cat.products
-              if p.category != UNCATEGORIZED}
+    leaves = {
+        p.category.rsplit(".", 1)[-1].replace("_", " ")
+        for p in cat.products
+        if p.category != UNCATEGORIZED
+    }
     phrases = sorted(q for q in leaves if not q.isdigit() and cat.search(q))
     if not phrases:
         phrases = sorted({p.brand for p in cat.products if p.brand and cat.search(p.brand)})
@@ -92,32 +100,56 @@ def make_tasks(cat: StoreCatalog, kind: str, n: int, seed: int = 0) -> list[Goal
     else:
         raise ValueError(f"unknown goal task kind {kind!r}; expected one of {KINDS}")
     if n and not targets:
-        raise ValueError(f"store {cat.store_id!r}: nothing to make {kind} tasks from "
-                         "(no categorised products, no brands)")
+        raise ValueError(
+            f"store {cat.store_id!r}: nothing to make {kind} tasks from "
+            "(no categorised products, no brands)"
+        )
     order = _rng(seed, cat.store_id, kind).permutation(len(targets)) if targets else []
     tasks = []
     for i in range(n):
         target = targets[int(order[i % len(targets)])]
         task_id = f"{cat.store_id}-{kind}-{i}"
         if kind == "find_add":
-            tasks.append(GoalTask(task_id, kind, cat.store_id,
-                                  goals.find_and_add(target.title, task_id),
-                                  product_id=target.product_id))
+            tasks.append(
+                GoalTask(
+                    task_id,
+                    kind,
+                    cat.store_id,
+                    goals.find_and_add(target.title, task_id),
+                    product_id=target.product_id,
+                )
+            )
         elif kind == "search_buy":
             found = cat.search(target)
             prices = sorted(p.price for p in found)
             cap = goals.price_cap(prices[(len(prices) - 1) // 2])  # about half the hits qualify
-            tasks.append(GoalTask(task_id, kind, cat.store_id,
-                                  goals.search_and_buy(target, cap, 1, task_id), query=target,
-                                  cap=cap, matches=frozenset(p.product_id for p in found)))
+            tasks.append(
+                GoalTask(
+                    task_id,
+                    kind,
+                    cat.store_id,
+                    goals.search_and_buy(target, cap, 1, task_id),
+                    query=target,
+                    cap=cap,
+                    matches=frozenset(p.product_id for p in found),
+                )
+            )
         else:
-            tasks.append(GoalTask(task_id, kind, cat.store_id,
-                                  goals.browse_and_leave(target, task_id), category=target))
+            tasks.append(
+                GoalTask(
+                    task_id,
+                    kind,
+                    cat.store_id,
+                    goals.browse_and_leave(target, task_id),
+                    category=target,
+                )
+            )
     return tasks
 
 
-def tasks_for(catalogs: dict[str, StoreCatalog], stores: Sequence[str], n_per_kind: int,
-              seed: int = 0) -> list[GoalTask]:
+def tasks_for(
+    catalogs: dict[str, StoreCatalog], stores: Sequence[str], n_per_kind: int, seed: int = 0
+) -> list[GoalTask]:
     """n_per_kind tasks of each kind, dealt round-robin over `stores`."""
     if not stores:
         raise ValueError("goal tasks need at least one store")
@@ -138,6 +170,7 @@ def _in_category(category: str | None, path: str) -> bool:
 
 def score_episode(task: GoalTask, events: pl.DataFrame, outcome: str) -> tuple[bool, str]:
     """(success, failure reason or "") of one episode from its session's canonical events."""
+
     def of(*event_types: str) -> pl.DataFrame:
         return events.filter(pl.col("event_type").cast(pl.String).is_in(event_types))
 
@@ -185,23 +218,42 @@ def summarize(tasks: Sequence[GoalTask], scored: Sequence[tuple[bool, str]]) -> 
     for kind in KINDS:
         mine = [s for t, s in zip(tasks, scored) if t.kind == kind]
         k = sum(ok for ok, _ in mine)
-        success[kind] = {"n": len(mine), "successes": k,
-                         "rate": k / len(mine) if mine else None, "ci95": wilson_ci(k, len(mine))}
+        success[kind] = {
+            "n": len(mine),
+            "successes": k,
+            "rate": k / len(mine) if mine else None,
+            "ci95": wilson_ci(k, len(mine)),
+        }
         failures[kind] = dict(collections.Counter(r for ok, r in mine if not ok).most_common())
     return {"success": success, "failure_reasons": failures}
 
 
-def score_log(tasks: Sequence[GoalTask], specs: Sequence[EpisodeSpec],
-              results: Sequence[EpisodeResult], log: pl.DataFrame) -> list[tuple[bool, str]]:
+def score_log(
+    tasks: Sequence[GoalTask],
+    specs: Sequence[EpisodeSpec],
+    results: Sequence[EpisodeResult],
+    log: pl.DataFrame,
+) -> list[tuple[bool, str]]:
     """Scores each episode on the events of its own session in the storefront's log."""
     sessions = log.partition_by("store_id", "session_id", as_dict=True)
-    return [score_episode(t, sessions.get((s.store_id, s.session_id), log.clear()), r.outcome)
-            for t, s, r in zip(tasks, specs, results)]
+    return [
+        score_episode(t, sessions.get((s.store_id, s.session_id), log.clear()), r.outcome)
+        for t, s, r in zip(tasks, specs, results)
+    ]
 
 
-def run_goal_tasks(catalog_dir: str, stores: Sequence[str], policy: Policy, n_per_kind: int,
-                   seed: int = 0, driver_cfg: DriverConfig | None = None, out_dir: str = "",
-                   *, server_mode: str = "thread", progress: bool = True) -> dict:
+def run_goal_tasks(
+    catalog_dir: str,
+    stores: Sequence[str],
+    policy: Policy,
+    n_per_kind: int,
+    seed: int = 0,
+    driver_cfg: DriverConfig | None = None,
+    out_dir: str = "",
+    *,
+    server_mode: str = "thread",
+    progress: bool = True,
+) -> dict:
     """Runs n_per_kind tasks of each kind over `stores` (round-robin) with `policy` (any driver
     policy, e.g. `sim.policies.lm_policy(...)`) and scores them from the storefront's log.
 
@@ -216,19 +268,45 @@ def run_goal_tasks(catalog_dir: str, stores: Sequence[str], policy: Policy, n_pe
     tasks = tasks_for(catalogs, list(stores), n_per_kind, seed)
     log_dir = os.path.join(out_dir, "events")
     shutil.rmtree(log_dir, ignore_errors=True)
-    with StorefrontServer(catalog_dir, log_dir, mode=server_mode) as server, \
-            tqdm(total=len(tasks), desc="goal tasks", unit="episode", disable=not progress) as bar:
-        specs = [EpisodeSpec(server.store_url(t.store_id), t.store_id, f"goal-{t.task_id}",
-                             f"goal-{seed}-{t.task_id}", goal=t.goal, persona=-1) for t in tasks]
+    with (
+        StorefrontServer(catalog_dir, log_dir, mode=server_mode) as server,
+        tqdm(total=len(tasks), desc="goal tasks", unit="episode", disable=not progress) as bar,
+    ):
+        specs = [
+            EpisodeSpec(
+                server.store_url(t.store_id),
+                t.store_id,
+                f"goal-{t.task_id}",
+                f"goal-{seed}-{t.task_id}",
+                goal=t.goal,
+                persona=-1,
+            )
+            for t in tasks
+        ]
         results = run(specs, policy, driver_cfg, on_result=lambda _: bar.update())
     scored = score_log(tasks, specs, results, read_log(log_dir))
-    report = {"stores": list(stores), "n_per_kind": n_per_kind, "seed": seed,
-              **summarize(tasks, scored), **sim_score.failures(results)}
+    report = {
+        "stores": list(stores),
+        "n_per_kind": n_per_kind,
+        "seed": seed,
+        **summarize(tasks, scored),
+        **sim_score.failures(results),
+    }
     with open(os.path.join(out_dir, "episodes.jsonl"), "w") as f:
         for t, r, (ok, reason) in zip(tasks, results, scored):
-            f.write(json.dumps({**t.row(), "outcome": r.outcome, "crash_reason": r.reason,
-                                "success": ok, "failure": reason,
-                                "actions": [s.action for s in r.steps]}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        **t.row(),
+                        "outcome": r.outcome,
+                        "crash_reason": r.reason,
+                        "success": ok,
+                        "failure": reason,
+                        "actions": [s.action for s in r.steps],
+                    }
+                )
+                + "\n"
+            )
     with open(os.path.join(out_dir, "goal_tasks.json"), "w") as f:
         json.dump(report, f, indent=1)
     return report
@@ -242,9 +320,11 @@ def from_config(cfg) -> dict:
     if not stores:
         heldout = buyer_store.split_meta(os.path.join(data_dir, "buyers"), "heldout", ["store_id"])
         stores = sorted(heldout["store_id"].unique().to_list())
-    events = (pl.scan_parquet(os.path.join(data_dir, "events", "**", "*.parquet"),
-                              hive_partitioning=True)
-              .filter(pl.col("store_id").is_in(stores)).select(COLUMNS))  # lazy: read if needed
+    events = (
+        pl.scan_parquet(os.path.join(data_dir, "events", "**", "*.parquet"), hive_partitioning=True)
+        .filter(pl.col("store_id").is_in(stores))
+        .select(COLUMNS)
+    )  # lazy: read if needed
     catalog_dir = cfg.catalog_dir or catalog_dir_for(data_dir, cfg.out_dir, events)
     if cfg.policy == "solver":
         from simpersona_jax.sim.goal_solver import GoalSolver
@@ -256,9 +336,16 @@ def from_config(cfg) -> dict:
         policy = lm_policy(load_lm(cfg.lm), seed=cfg.seed)
     else:
         raise ValueError(f"policy must be 'lm' or 'solver', got {cfg.policy!r}")
-    return run_goal_tasks(catalog_dir, stores, policy, cfg.n_per_kind, cfg.seed,
-                          DriverConfig(**cfg.driver.to_dict()), cfg.out_dir,
-                          server_mode=cfg.server_mode)
+    return run_goal_tasks(
+        catalog_dir,
+        stores,
+        policy,
+        cfg.n_per_kind,
+        cfg.seed,
+        DriverConfig(**cfg.driver.to_dict()),
+        cfg.out_dir,
+        server_mode=cfg.server_mode,
+    )
 
 
 def format_report(report: dict) -> str:
@@ -268,9 +355,13 @@ def format_report(report: dict) -> str:
             continue
         lo, hi = s["ci95"]
         fails = ", ".join(f"{k} {v}" for k, v in report["failure_reasons"][kind].items())
-        lines.append(f"  {kind:<10} {100 * s['rate']:5.1f}%  [{100 * lo:.1f}, {100 * hi:.1f}]  "
-                     f"n={s['n']}" + (f"  failures: {fails}" if fails else ""))
-    lines.append(f"  crash rate {100 * report['crash_rate']:.1f}%  unparseable actions "
-                 f"{100 * report['unparseable_action_rate']:.1f}%  outcomes "
-                 + " ".join(f"{k} {v}" for k, v in report["outcomes"].items()))
+        lines.append(
+            f"  {kind:<10} {100 * s['rate']:5.1f}%  [{100 * lo:.1f}, {100 * hi:.1f}]  "
+            f"n={s['n']}" + (f"  failures: {fails}" if fails else "")
+        )
+    lines.append(
+        f"  crash rate {100 * report['crash_rate']:.1f}%  unparseable actions "
+        f"{100 * report['unparseable_action_rate']:.1f}%  outcomes "
+        + " ".join(f"{k} {v}" for k, v in report["outcomes"].items())
+    )
     return "\n".join(lines)

@@ -38,10 +38,17 @@ def lm_policy(model, seed: int = 0):
     from simpersona_jax.lm.policy import Request
 
     async def policy(turns: list[Turn]) -> list[str]:
-        requests = [Request(goal=t.spec.goal, history=list(t.history),
-                            observation=t.observation.text, persona=t.spec.persona,
-                            seed=turn_seed(seed, t), persona_text=_persona_text(t))
-                    for t in turns]
+        requests = [
+            Request(
+                goal=t.spec.goal,
+                history=list(t.history),
+                observation=t.observation.text,
+                persona=t.spec.persona,
+                seed=turn_seed(seed, t),
+                persona_text=_persona_text(t),
+            )
+            for t in turns
+        ]
         return await asyncio.to_thread(model.act, requests)
 
     return policy

@@ -15,9 +15,11 @@ import polars as pl
 from simpersona_jax.data import schema
 
 CONTROLS = ("matched", "mismatched", "none", "text")
-_LABEL_WORDS = {"purchase_hi": ("buys often", "rarely buys"),
-                "explore_hi": ("explores many products", "looks at few products"),
-                "engage_hi": ("is very active", "is not very active")}
+_LABEL_WORDS = {
+    "purchase_hi": ("buys often", "rarely buys"),
+    "explore_hi": ("explores many products", "looks at few products"),
+    "engage_hi": ("is very active", "is not very active"),
+}
 
 
 def code_descriptions(real: pl.DataFrame) -> dict[int, str]:
@@ -28,15 +30,22 @@ def code_descriptions(real: pl.DataFrame) -> dict[int, str]:
     out = {}
     for (code,), members in real.group_by("code"):
         shares = members["stratum"].value_counts(normalize=True).sort("proportion", descending=True)
-        mix = ", ".join(f"{100 * p:.0f}% {schema.STRATUM_DESCRIPTIONS[schema.STRATA[k]]}"
-                        for k, p in shares.head(2).rows())
-        traits = [hi if members[label].mean() >= 0.5 else lo
-                  for label, (hi, lo) in _LABEL_WORDS.items() if label in members.columns]
+        mix = ", ".join(
+            f"{100 * p:.0f}% {schema.STRATUM_DESCRIPTIONS[schema.STRATA[k]]}"
+            for k, p in shares.head(2).rows()
+        )
+        traits = [
+            hi if members[label].mean() >= 0.5 else lo
+            for label, (hi, lo) in _LABEL_WORDS.items()
+            if label in members.columns
+        ]
         out[int(code)] = f"A shopper who {', '.join(traits)}; buyers like this are {mix}."
     return out
 
 
-def sample_buyers(real: pl.DataFrame, stores: list[str], n_per_store: int, seed: int) -> pl.DataFrame:
+def sample_buyers(
+    real: pl.DataFrame, stores: list[str], n_per_store: int, seed: int
+) -> pl.DataFrame:
     """n simulated buyers per store, each with a source buyer drawn uniformly from that store.
 
     real: one row per real buyer with store_id, buyer_id, code, stratum (0..4), true_type.
@@ -48,10 +57,16 @@ def sample_buyers(real: pl.DataFrame, stores: list[str], n_per_store: int, seed:
         if pool.height == 0:
             raise ValueError(f"store {store!r} has no assigned buyers to sample from")
         idx = np.random.default_rng([seed, i]).integers(0, pool.height, n_per_store)
-        out.append(pool[idx].select(
-            sim_buyer_id=pl.format("sim-{}-{}", pl.col("store_id"), pl.int_range(n_per_store)),
-            store_id="store_id", source_buyer_id="buyer_id", code="code", stratum="stratum",
-            true_type="true_type"))
+        out.append(
+            pool[idx].select(
+                sim_buyer_id=pl.format("sim-{}-{}", pl.col("store_id"), pl.int_range(n_per_store)),
+                store_id="store_id",
+                source_buyer_id="buyer_id",
+                code="code",
+                stratum="stratum",
+                true_type="true_type",
+            )
+        )
     return pl.concat(out)
 
 
@@ -65,12 +80,19 @@ def apply_control(sim: pl.DataFrame, real: pl.DataFrame, control: str, seed: int
         return sim.with_columns(persona=pl.lit(-1, pl.Int32))
     if control == "text":
         text = code_descriptions(real)
-        return sim.with_columns(persona=pl.lit(-1, pl.Int32), persona_text=pl.col("code").replace_strict(
-            list(text), list(text.values()), return_dtype=pl.String))
+        return sim.with_columns(
+            persona=pl.lit(-1, pl.Int32),
+            persona_text=pl.col("code").replace_strict(
+                list(text), list(text.values()), return_dtype=pl.String
+            ),
+        )
     rng = np.random.default_rng([seed, 7])
     personas = []
     for row in sim.iter_rows(named=True):
-        others = real.filter((pl.col("store_id") == row["store_id"]) &
-                             (pl.col("stratum") != row["stratum"]))["code"]
-        personas.append(int(others[int(rng.integers(0, len(others)))]) if len(others) else row["code"])
+        others = real.filter(
+            (pl.col("store_id") == row["store_id"]) & (pl.col("stratum") != row["stratum"])
+        )["code"]
+        personas.append(
+            int(others[int(rng.integers(0, len(others)))]) if len(others) else row["code"]
+        )
     return sim.with_columns(persona=pl.Series(personas, dtype=pl.Int32))

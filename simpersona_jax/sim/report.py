@@ -20,17 +20,35 @@ from matplotlib.figure import Figure
 from simpersona_jax.data import schema
 from simpersona_jax.sim.score import FAILURE_KINDS
 
-PLOTS = ("plot-rates-per-stratum", "plot-ara-per-stratum", "plot-conversion", "plot-stratum-mix",
-         "plot-p-store", "plot-codebook")
-HEADLINE = (("stratified_ara", "stratified ARA"), ("code_alignment", "per-code alignment"),
-            ("mean_cr_alignment", "CR alignment"), ("cohens_d_purchase", "d purchase"),
-            ("cohens_d_atc", "d ATC"), ("mean_stratum_jsd", "stratum JSD"))
+PLOTS = (
+    "plot-rates-per-stratum",
+    "plot-ara-per-stratum",
+    "plot-conversion",
+    "plot-stratum-mix",
+    "plot-p-store",
+    "plot-codebook",
+)
+HEADLINE = (
+    ("stratified_ara", "stratified ARA"),
+    ("code_alignment", "per-code alignment"),
+    ("mean_cr_alignment", "CR alignment"),
+    ("cohens_d_purchase", "d purchase"),
+    ("cohens_d_atc", "d ATC"),
+    ("mean_stratum_jsd", "stratum JSD"),
+)
 
 
 def build(evaluation: dict, failures: dict, timelines: dict, skipped: dict, config: dict) -> dict:
     """The report: config, arms run and skipped (why), fidelity figures, failures, timelines."""
-    return {"stores": evaluation["stores"], "arms": list(evaluation["arms"]), "skipped": skipped,
-            "config": config, "fidelity": evaluation, "failures": failures, "timelines": timelines}
+    return {
+        "stores": evaluation["stores"],
+        "arms": list(evaluation["arms"]),
+        "skipped": skipped,
+        "config": config,
+        "fidelity": evaluation,
+        "failures": failures,
+        "timelines": timelines,
+    }
 
 
 def rows(report: dict) -> list[tuple[str, dict]]:
@@ -52,28 +70,38 @@ def _ci(fig: dict | None, pct: bool = True) -> str:
 def _cells(name: str, figs: dict, report: dict) -> list[str]:
     cells = [name]
     for key, _ in HEADLINE:
-        cells.append(_ci(figs.get(key), pct=key in ("stratified_ara", "code_alignment",
-                                                    "mean_cr_alignment")))
+        cells.append(
+            _ci(figs.get(key), pct=key in ("stratified_ara", "code_alignment", "mean_cr_alignment"))
+        )
     n = len(report["stores"])
     cells.append(f"{figs['stores_not_significant']}/{n}")
     fail = report["failures"].get(name)
-    cells += ([f"{100 * fail['unparseable_action_rate']:.1f}%",
-               f"{100 * fail['impossible_action_rate']:.1f}%", f"{100 * fail['crash_rate']:.1f}%"]
-              if fail else ["", "", ""])
+    cells += (
+        [
+            f"{100 * fail['unparseable_action_rate']:.1f}%",
+            f"{100 * fail['impossible_action_rate']:.1f}%",
+            f"{100 * fail['crash_rate']:.1f}%",
+        ]
+        if fail
+        else ["", "", ""]
+    )
     return cells
 
 
-TABLE_HEADER = ["arm"] + [h for _, h in HEADLINE] + ["CR n.s.", "unparseable", "impossible",
-                                                     "crashed"]
+TABLE_HEADER = (
+    ["arm"] + [h for _, h in HEADLINE] + ["CR n.s.", "unparseable", "impossible", "crashed"]
+)
 
 
 def real_line(report: dict) -> str:
     """The real buyers' counts and persona effect sizes (the targets)."""
     real = report["fidelity"]["real"]
-    return (f"real buyers: {sum(real['buyers'].values())} in {len(report['stores'])} stores, "
-            f"{len(real['code_counts'])} codes used; "
-            f"d purchase {_ci(real['cohens_d_purchase'], False)}, "
-            f"d ATC {_ci(real['cohens_d_atc'], False)} (high vs low purchase-intensity codes)")
+    return (
+        f"real buyers: {sum(real['buyers'].values())} in {len(report['stores'])} stores, "
+        f"{len(real['code_counts'])} codes used; "
+        f"d purchase {_ci(real['cohens_d_purchase'], False)}, "
+        f"d ATC {_ci(real['cohens_d_atc'], False)} (high vs low purchase-intensity codes)"
+    )
 
 
 def format_table(report: dict) -> str:
@@ -84,9 +112,11 @@ def format_table(report: dict) -> str:
     lines = [real_line(report)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
     lines += [f"arm {arm} skipped: {why}" for arm, why in report["skipped"].items()]
-    lines.append(f"95% bootstrap CIs over stores and buyers ({report['fidelity']['n_boot']} "
-                 f"resamples); CR n.s.: stores whose conversion is not significantly different "
-                 f"from real (two-proportion z-test, 5%)")
+    lines.append(
+        f"95% bootstrap CIs over stores and buyers ({report['fidelity']['n_boot']} "
+        f"resamples); CR n.s.: stores whose conversion is not significantly different "
+        f"from real (two-proportion z-test, 5%)"
+    )
     return "\n".join(lines)
 
 
@@ -94,7 +124,7 @@ def _svg(fig: Figure) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def _err(figs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -105,15 +135,23 @@ def _err(figs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     return val, np.nan_to_num(np.clip(np.stack([val - lo, hi - val]), 0, None))
 
 
-def _bars(ax, labels: list[str], series: list[tuple[str, list[dict]]], ylabel: str,
-          first_color: int = 0) -> None:
+def _bars(
+    ax, labels: list[str], series: list[tuple[str, list[dict]]], ylabel: str, first_color: int = 0
+) -> None:
     """Grouped bars with CI error bars; colour C0 is the real buyers', C1.. the arms'."""
     x = np.arange(len(labels))
     width = 0.8 / max(len(series), 1)
     for i, (name, figs) in enumerate(series):
         val, err = _err(figs)
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, np.nan_to_num(val), width, yerr=err,
-               capsize=2, label=name, color=f"C{first_color + i}")
+        ax.bar(
+            x + (i - (len(series) - 1) / 2) * width,
+            np.nan_to_num(val),
+            width,
+            yerr=err,
+            capsize=2,
+            label=name,
+            color=f"C{first_color + i}",
+        )
     ax.set_xticks(x, labels)
     ax.set_ylabel(ylabel)
 
@@ -124,26 +162,42 @@ def plots(report: dict) -> dict[str, str]:
     real, arms, stores = f["real"], f["arms"], f["stores"]
     out = {}
     fig = Figure(figsize=(10, 3.6))
-    for ax, key, title in zip(fig.subplots(1, 2), ("atc_rate", "purchase_rate"),
-                              ("ATC rate per session", "purchase rate per session")):
+    for ax, key, title in zip(
+        fig.subplots(1, 2),
+        ("atc_rate", "purchase_rate"),
+        ("ATC rate per session", "purchase rate per session"),
+    ):
         series = [("real", [real[key][k] for k in schema.ALIGNMENT_STRATA])] + [
-            (arm, [a[key][k] for k in schema.ALIGNMENT_STRATA]) for arm, a in arms.items()]
+            (arm, [a[key][k] for k in schema.ALIGNMENT_STRATA]) for arm, a in arms.items()
+        ]
         _bars(ax, list(schema.ALIGNMENT_STRATA), series, title)
         ax.set_xlabel("buyer stratum")
     fig.axes[0].legend(fontsize=7)
     out["plot-rates-per-stratum"] = _svg(fig)
     fig = Figure(figsize=(7, 3.4))
     ax = fig.subplots()
-    _bars(ax, list(schema.ALIGNMENT_STRATA),
-          [(name, [figs["ara_per_stratum"][k] for k in schema.ALIGNMENT_STRATA])
-           for name, figs in rows(report)], "ARA per stratum", first_color=1)
+    _bars(
+        ax,
+        list(schema.ALIGNMENT_STRATA),
+        [
+            (name, [figs["ara_per_stratum"][k] for k in schema.ALIGNMENT_STRATA])
+            for name, figs in rows(report)
+        ],
+        "ARA per stratum",
+        first_color=1,
+    )
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=7, loc="lower left")
     out["plot-ara-per-stratum"] = _svg(fig)
     fig = Figure(figsize=(max(6, 1.2 * len(stores)), 3.4))
     ax = fig.subplots()
-    _bars(ax, stores, [("real", [real["cr"][s] for s in stores])] +
-          [(arm, [a["cr"][s] for s in stores]) for arm, a in arms.items()], "conversion rate")
+    _bars(
+        ax,
+        stores,
+        [("real", [real["cr"][s] for s in stores])]
+        + [(arm, [a["cr"][s] for s in stores]) for arm, a in arms.items()],
+        "conversion rate",
+    )
     ax.legend(fontsize=7)
     out["plot-conversion"] = _svg(fig)
     out["plot-stratum-mix"] = _mix_plot(real, arms, stores)
@@ -153,7 +207,8 @@ def plots(report: dict) -> dict[str, str]:
 
 def _mix_plot(real: dict, arms: dict, stores: list[str]) -> str:
     sides = [("real", real["stratum_mix"])] + [
-        (arm, a["stratum_mix"]) for arm, a in arms.items() if "stratum_mix" in a]
+        (arm, a["stratum_mix"]) for arm, a in arms.items() if "stratum_mix" in a
+    ]
     fig = Figure(figsize=(max(6, 0.35 * len(stores) * len(sides) + 2), 3.6))
     ax = fig.subplots()
     labels, xs, x = [], [], 0.0
@@ -181,8 +236,13 @@ def _code_plots(real: dict, stores: list[str]) -> dict[str, str]:
     order = sorted(counts, key=lambda k: -counts[k]) or [-1]
     fig = Figure(figsize=(max(6, 0.08 * len(order) + 3), 0.35 * len(stores) + 1.5))
     ax = fig.subplots()
-    grid = np.array([[real["p_store"][s].get(k, real["p_store"][s].get(str(k), 0.0))
-                      for k in order] for s in stores], float)
+    grid = np.array(
+        [
+            [real["p_store"][s].get(k, real["p_store"][s].get(str(k), 0.0)) for k in order]
+            for s in stores
+        ],
+        float,
+    )
     im = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
     ax.set_yticks(range(len(stores)), stores, fontsize=7)
     if len(order) <= 40:
@@ -247,10 +307,18 @@ td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: left; }
 
 def html(report: dict) -> str:
     return TEMPLATE.render(
-        stores=report["stores"], arms=report["arms"], skipped=report["skipped"],
-        n_boot=report["fidelity"]["n_boot"], header=TABLE_HEADER, real_line=real_line(report),
-        table=[_cells(name, figs, report) for name, figs in rows(report)], plots=plots(report),
-        failures=report["failures"], kinds=FAILURE_KINDS, timelines=report["timelines"])
+        stores=report["stores"],
+        arms=report["arms"],
+        skipped=report["skipped"],
+        n_boot=report["fidelity"]["n_boot"],
+        header=TABLE_HEADER,
+        real_line=real_line(report),
+        table=[_cells(name, figs, report) for name, figs in rows(report)],
+        plots=plots(report),
+        failures=report["failures"],
+        kinds=FAILURE_KINDS,
+        timelines=report["timelines"],
+    )
 
 
 def write(report: dict, out_dir: str) -> None:

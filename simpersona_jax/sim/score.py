@@ -11,30 +11,46 @@ import polars as pl
 
 from simpersona_jax.metrics import fidelity
 
-FAILURE_KINDS = ("unparseable_action", "impossible_action", "step_limit", "context_length",
-                 "crashed")
+FAILURE_KINDS = (
+    "unparseable_action",
+    "impossible_action",
+    "step_limit",
+    "context_length",
+    "crashed",
+)
 
 
-def real_population(real_events: pl.DataFrame, real: pl.DataFrame,
-                    stores: list[str]) -> fidelity.Population:
+def real_population(
+    real_events: pl.DataFrame, real: pl.DataFrame, stores: list[str]
+) -> fidelity.Population:
     """The real buyers of `stores` (store_id, buyer_id, stratum 0..4, code) with their sessions."""
     buyers = real.filter(pl.col("store_id").is_in(stores)).select(
-        "store_id", "buyer_id", "stratum", "code")
+        "store_id", "buyer_id", "stratum", "code"
+    )
     table = fidelity.buyer_table(real_events, buyers)
     lost = table.filter(pl.col("sessions") == 0).height
     if lost:
-        raise ValueError(f"{lost} of {table.height} real buyers of {stores} have no events in the "
-                         "events table: the buyer table and the events do not match")
+        raise ValueError(
+            f"{lost} of {table.height} real buyers of {stores} have no events in the "
+            "events table: the buyer table and the events do not match"
+        )
     return fidelity.Population.from_table(table, stores)
 
 
-def sim_population(sim_events: pl.DataFrame, sim: pl.DataFrame,
-                   stores: list[str]) -> fidelity.Population:
+def sim_population(
+    sim_events: pl.DataFrame, sim: pl.DataFrame, stores: list[str]
+) -> fidelity.Population:
     """One row per simulated buyer, in `sim`'s order; `given` = persona, else the source code."""
-    buyers = sim.select("store_id", buyer_id="sim_buyer_id", stratum="stratum", code="code",
-                        given=pl.when(pl.col("persona") >= 0).then("persona").otherwise("code"))
-    return fidelity.Population.from_table(fidelity.buyer_table(sim_events, buyers, min_sessions=1),
-                                          stores)
+    buyers = sim.select(
+        "store_id",
+        buyer_id="sim_buyer_id",
+        stratum="stratum",
+        code="code",
+        given=pl.when(pl.col("persona") >= 0).then("persona").otherwise("code"),
+    )
+    return fidelity.Population.from_table(
+        fidelity.buyer_table(sim_events, buyers, min_sessions=1), stores
+    )
 
 
 def failures(results, policy_stats: dict | None = None) -> dict:
@@ -47,22 +63,34 @@ def failures(results, policy_stats: dict | None = None) -> dict:
     """
     steps = [s for r in results for s in r.steps]
     unparseable = sum(s.error.startswith("invalid action") for s in steps)
-    impossible = sum(bool(s.error) and not s.error.startswith("invalid action")
-                     and s.error != "action_deadline" for s in steps)
+    impossible = sum(
+        bool(s.error) and not s.error.startswith("invalid action") and s.error != "action_deadline"
+        for s in steps
+    )
     n, n_steps = len(results), len(steps)
-    outcomes = {k: sum(r.outcome == k for r in results)
-                for k in ("completed", "stopped", "step_limit", "crashed")}
-    counts = {"unparseable_action": unparseable, "impossible_action": impossible,
-              "step_limit": outcomes["step_limit"],
-              "context_length": int((policy_stats or {}).get("truncated_prompts", 0)),
-              "crashed": outcomes["crashed"]}
-    return {"episodes": n, "steps": n_steps, "outcomes": outcomes, "counts": counts,
-            "unparseable_action_rate": unparseable / max(n_steps, 1),
-            "impossible_action_rate": impossible / max(n_steps, 1),
-            "step_limit_rate": outcomes["step_limit"] / max(n, 1),
-            "crash_rate": outcomes["crashed"] / max(n, 1),
-            "crash_reasons": sorted({r.reason for r in results if r.outcome == "crashed"}),
-            "actions_per_session": n_steps / max(n, 1)}
+    outcomes = {
+        k: sum(r.outcome == k for r in results)
+        for k in ("completed", "stopped", "step_limit", "crashed")
+    }
+    counts = {
+        "unparseable_action": unparseable,
+        "impossible_action": impossible,
+        "step_limit": outcomes["step_limit"],
+        "context_length": int((policy_stats or {}).get("truncated_prompts", 0)),
+        "crashed": outcomes["crashed"],
+    }
+    return {
+        "episodes": n,
+        "steps": n_steps,
+        "outcomes": outcomes,
+        "counts": counts,
+        "unparseable_action_rate": unparseable / max(n_steps, 1),
+        "impossible_action_rate": impossible / max(n_steps, 1),
+        "step_limit_rate": outcomes["step_limit"] / max(n, 1),
+        "crash_rate": outcomes["crashed"] / max(n, 1),
+        "crash_reasons": sorted({r.reason for r in results if r.outcome == "crashed"}),
+        "actions_per_session": n_steps / max(n, 1),
+    }
 
 
 def _page_kind(observation: str) -> str:
@@ -72,8 +100,22 @@ def _page_kind(observation: str) -> str:
 
 def timelines(results, n: int = 3) -> list[dict]:
     """The first `n` episodes as action timelines: step, page kind, action, error."""
-    return [{"buyer_id": r.spec.buyer_id, "store_id": r.spec.store_id, "persona": r.spec.persona,
-             "outcome": r.outcome, "reason": r.reason,
-             "steps": [{"step": s.step, "page": _page_kind(s.observation), "action": s.action,
-                        "error": s.error} for s in r.steps]}
-            for r in list(results)[:n]]
+    return [
+        {
+            "buyer_id": r.spec.buyer_id,
+            "store_id": r.spec.store_id,
+            "persona": r.spec.persona,
+            "outcome": r.outcome,
+            "reason": r.reason,
+            "steps": [
+                {
+                    "step": s.step,
+                    "page": _page_kind(s.observation),
+                    "action": s.action,
+                    "error": s.error,
+                }
+                for s in r.steps
+            ],
+        }
+        for r in list(results)[:n]
+    ]

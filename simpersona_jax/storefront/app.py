@@ -42,8 +42,12 @@ PAGE_SIZE = 12
 HOME_COLLECTIONS = 24  # the largest top-level collections linked from the home page
 MAX_QUANTITY = 99  # per cart line
 FORM_PAGES = ("product", "cart", "checkout")  # pages whose forms carry a nonce
-SORT_LABELS = (("featured", "Featured"), ("price_asc", "Price: low to high"),
-               ("price_desc", "Price: high to low"), ("title", "Name"))
+SORT_LABELS = (
+    ("featured", "Featured"),
+    ("price_asc", "Price: low to high"),
+    ("price_desc", "Price: high to low"),
+    ("title", "Name"),
+)
 _QUANTITY = re.compile(r"[0-9]{1,2}")  # ASCII digits only: no signs, spaces, '_' or other scripts
 _TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 STALE_FORM = "This form was already sent or has expired; nothing was changed."
@@ -76,31 +80,41 @@ class Storefront:
     The app's lifespan runs the event log's background flusher (every `flush_interval_s`) and
     flushes the log on shutdown."""
 
-    def __init__(self, catalogs: dict[str, StoreCatalog], log: EventLog,
-                 flush_interval_s: float = 1.0, visits: Visits | None = None):
+    def __init__(
+        self,
+        catalogs: dict[str, StoreCatalog],
+        log: EventLog,
+        flush_interval_s: float = 1.0,
+        visits: Visits | None = None,
+    ):
         self.catalogs = catalogs
         self.log = log
         self.flush_interval_s = flush_interval_s
         self.visits = visits if visits is not None else Visits()
-        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES),
-                                      autoescape=True, auto_reload=False)
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True, auto_reload=False
+        )
         self.env.globals.update(money=money, label=label)
         self.env.filters["segment"] = segment
-        self.app = Starlette(lifespan=self._lifespan, routes=[
-            Route("/", self.stores),
-            Route("/_health", self.health),
-            Route("/_admin/flush", self.flush, methods=["POST"]),
-            Route("/s/{store}/", self.home),
-            Route("/s/{store}/c/{path:path}", self.collection),
-            Route("/s/{store}/search", self.search),
-            Route("/s/{store}/p/{pid:path}", self.product),
-            Route("/s/{store}/cart", self.cart),
-            Route("/s/{store}/cart/add", self.cart_add, methods=["POST"]),
-            Route("/s/{store}/cart/update", self.cart_update, methods=["POST"]),
-            Route("/s/{store}/cart/remove", self.cart_remove, methods=["POST"]),
-            Route("/s/{store}/checkout", self.checkout, methods=["GET", "POST"]),
-            Route("/s/{store}/order/{order_id}", self.order),
-        ], exception_handlers={VisitRefused: self._refused})
+        self.app = Starlette(
+            lifespan=self._lifespan,
+            routes=[
+                Route("/", self.stores),
+                Route("/_health", self.health),
+                Route("/_admin/flush", self.flush, methods=["POST"]),
+                Route("/s/{store}/", self.home),
+                Route("/s/{store}/c/{path:path}", self.collection),
+                Route("/s/{store}/search", self.search),
+                Route("/s/{store}/p/{pid:path}", self.product),
+                Route("/s/{store}/cart", self.cart),
+                Route("/s/{store}/cart/add", self.cart_add, methods=["POST"]),
+                Route("/s/{store}/cart/update", self.cart_update, methods=["POST"]),
+                Route("/s/{store}/cart/remove", self.cart_remove, methods=["POST"]),
+                Route("/s/{store}/checkout", self.checkout, methods=["GET", "POST"]),
+                Route("/s/{store}/order/{order_id}", self.order),
+            ],
+            exception_handlers={VisitRefused: self._refused},
+        )
 
     # ---- plumbing -------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -112,8 +126,9 @@ class Storefront:
             self.log.close()  # server shutdown: every logged event goes to disk
 
     async def _refused(self, request: Request, exc: VisitRefused) -> Response:
-        return HTMLResponse(f"<h1>Request refused</h1><p>{markupsafe.escape(str(exc))}</p>",
-                            status_code=exc.status)
+        return HTMLResponse(
+            f"<h1>Request refused</h1><p>{markupsafe.escape(str(exc))}</p>", status_code=exc.status
+        )
 
     def _visit(self, request: Request, store: str) -> Visit:
         """The request's visit (VisitRefused, answered as 400/409, for bad or foreign ids)."""
@@ -124,25 +139,41 @@ class Storefront:
 
     def _event(self, cat: StoreCatalog, visit: Visit, event_type: str, product=None, **kw):
         if product is not None:
-            kw.update(product_id=product.product_id, category=product.category,
-                      brand=product.brand, title=product.title, price=product.price)
+            kw.update(
+                product_id=product.product_id,
+                category=product.category,
+                brand=product.brand,
+                title=product.title,
+                price=product.price,
+            )
         self.log.append(cat.store_id, visit.buyer_id, visit.session_id, event_type, **kw)
 
-    def _render(self, template: str, cat: StoreCatalog, visit: Visit, status: int = 200,
-                **ctx) -> HTMLResponse:
+    def _render(
+        self, template: str, cat: StoreCatalog, visit: Visit, status: int = 200, **ctx
+    ) -> HTMLResponse:
         kind = ctx["page_kind"]
         html = self.env.get_template(template).render(
-            store_id=cat.store_id, store_name=cat.store_id.replace("_", " ").title(),
-            base=f"/s/{segment(cat.store_id)}", cart_count=sum(visit.cart.values()),
-            nonce=visit.issue_nonce(kind) if kind in FORM_PAGES else "", **ctx)
+            store_id=cat.store_id,
+            store_name=cat.store_id.replace("_", " ").title(),
+            base=f"/s/{segment(cat.store_id)}",
+            cart_count=sum(visit.cart.values()),
+            nonce=visit.issue_nonce(kind) if kind in FORM_PAGES else "",
+            **ctx,
+        )
         response = HTMLResponse(html, status_code=status)
         self._cookies(response, cat, visit)
         return response
 
     def _cookies(self, response: Response, cat: StoreCatalog, visit: Visit) -> None:
         for name, value, max_age in self.visits.cookies(visit):
-            response.set_cookie(name, value, max_age=max_age, path=f"/s/{segment(cat.store_id)}",
-                                httponly=True, samesite="lax")
+            response.set_cookie(
+                name,
+                value,
+                max_age=max_age,
+                path=f"/s/{segment(cat.store_id)}",
+                httponly=True,
+                samesite="lax",
+            )
 
     def _redirect(self, cat: StoreCatalog, visit: Visit, url: str) -> RedirectResponse:
         response = RedirectResponse(url, status_code=303)
@@ -152,11 +183,13 @@ class Storefront:
     def _not_found(self, request: Request, message: str) -> Response:
         cat = self._store(request)
         if cat is None:
-            return HTMLResponse(f"<h1>Not found</h1><p>{markupsafe.escape(message)}</p>",
-                                status_code=404)
+            return HTMLResponse(
+                f"<h1>Not found</h1><p>{markupsafe.escape(message)}</p>", status_code=404
+            )
         visit = self._visit(request, cat.store_id)
-        return self._render("notfound.html", cat, visit, status=404, page_kind="notfound",
-                            message=message)
+        return self._render(
+            "notfound.html", cat, visit, status=404, page_kind="notfound", message=message
+        )
 
     def _listing(self, request: Request, products: list, page_url_base: str, extra: dict) -> dict:
         sort = request.query_params.get("sort", "featured")
@@ -173,8 +206,15 @@ class Storefront:
         def page_url(p: int, s: str) -> str:
             return page_url_base + "?" + urlencode({**extra, "sort": s, "page": p})
 
-        return dict(products=ordered[(page - 1) * PAGE_SIZE: page * PAGE_SIZE], total=len(products),
-                    page=page, n_pages=n_pages, sort=sort, sorts=SORT_LABELS, page_url=page_url)
+        return dict(
+            products=ordered[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
+            total=len(products),
+            page=page,
+            n_pages=n_pages,
+            sort=sort,
+            sorts=SORT_LABELS,
+            page_url=page_url,
+        )
 
     # ---- pages ----------------------------------------------------------------------------
     async def stores(self, request: Request) -> Response:
@@ -183,8 +223,13 @@ class Storefront:
 
     async def health(self, request: Request) -> Response:
         """ok is false (503) once the event log has failed to write several flushes in a row."""
-        body = {"ok": not self.log.error, "stores": len(self.catalogs), "visits": len(self.visits),
-                "written": self.log.written, "pending": self.log.pending()}
+        body = {
+            "ok": not self.log.error,
+            "stores": len(self.catalogs),
+            "visits": len(self.visits),
+            "written": self.log.written,
+            "pending": self.log.pending(),
+        }
         if self.log.error:
             body["error"] = self.log.error
         return JSONResponse(body, status_code=503 if self.log.error else 200)
@@ -193,8 +238,10 @@ class Storefront:
         try:
             self.log.flush()
         except EventLogWriteError as e:
-            return JSONResponse({"written": self.log.written, "pending": self.log.pending(),
-                                 "error": str(e)}, status_code=500)
+            return JSONResponse(
+                {"written": self.log.written, "pending": self.log.pending(), "error": str(e)},
+                status_code=500,
+            )
         return JSONResponse({"written": self.log.written, "pending": self.log.pending()})
 
     async def home(self, request: Request) -> Response:
@@ -203,9 +250,14 @@ class Storefront:
             return self._not_found(request, "unknown store")
         visit = self._visit(request, cat.store_id)
         self._event(cat, visit, "page_viewed")
-        return self._render("home.html", cat, visit, page_kind="home",
-                            collections=cat.top_collections(HOME_COLLECTIONS),
-                            products=cat.products[:PAGE_SIZE])
+        return self._render(
+            "home.html",
+            cat,
+            visit,
+            page_kind="home",
+            collections=cat.top_collections(HOME_COLLECTIONS),
+            products=cat.products[:PAGE_SIZE],
+        )
 
     async def collection(self, request: Request) -> Response:
         cat = self._store(request)
@@ -216,9 +268,16 @@ class Storefront:
         base = f"/s/{segment(cat.store_id)}/c/{segment(path)}"
         listing = self._listing(request, cat.collections[path], base, {})
         self._event(cat, visit, "collection_viewed", category=path)
-        return self._render("collection.html", cat, visit, page_kind="collection",
-                            path=path, crumbs=crumbs(path), subcollections=cat.subcollections(path),
-                            **listing)
+        return self._render(
+            "collection.html",
+            cat,
+            visit,
+            page_kind="collection",
+            path=path,
+            crumbs=crumbs(path),
+            subcollections=cat.subcollections(path),
+            **listing,
+        )
 
     async def search(self, request: Request) -> Response:
         cat = self._store(request)
@@ -230,8 +289,7 @@ class Storefront:
         listing = self._listing(request, cat.search(query), base, {"q": query})
         if query and "page" not in request.query_params and "sort" not in request.query_params:
             self._event(cat, visit, "search_submitted", query=query)
-        return self._render("search.html", cat, visit, page_kind="search", query=query,
-                            **listing)
+        return self._render("search.html", cat, visit, page_kind="search", query=query, **listing)
 
     async def product(self, request: Request) -> Response:
         cat = self._store(request)
@@ -243,14 +301,24 @@ class Storefront:
         added = request.query_params.get("added")
         if added is None:
             self._event(cat, visit, "product_viewed", product)
-        return self._product_page(cat, visit, product,
-                                  notice=f"Added {added} to your cart." if added else None)
+        return self._product_page(
+            cat, visit, product, notice=f"Added {added} to your cart." if added else None
+        )
 
     def _cart_page(self, cat, visit, notice=None, error=None, status=200):
         lines = [dict(product=cat.by_id[pid], quantity=q) for pid, q in visit.cart.items()]
         subtotal = sum(line["product"].price * line["quantity"] for line in lines)
-        return self._render("cart.html", cat, visit, status=status, page_kind="cart",
-                            lines=lines, subtotal=subtotal, notice=notice, error=error)
+        return self._render(
+            "cart.html",
+            cat,
+            visit,
+            status=status,
+            page_kind="cart",
+            lines=lines,
+            subtotal=subtotal,
+            notice=notice,
+            error=error,
+        )
 
     async def cart(self, request: Request) -> Response:
         cat = self._store(request)
@@ -272,9 +340,18 @@ class Storefront:
         return q if low <= q <= MAX_QUANTITY else None
 
     def _product_page(self, cat, visit, product, status=200, notice=None, error=None):
-        return self._render("product.html", cat, visit, status=status, page_kind="product",
-                            product=product, crumbs=crumbs(product.category),
-                            related=cat.related(product), notice=notice, error=error)
+        return self._render(
+            "product.html",
+            cat,
+            visit,
+            status=status,
+            page_kind="product",
+            product=product,
+            crumbs=crumbs(product.category),
+            related=cat.related(product),
+            notice=notice,
+            error=error,
+        )
 
     async def cart_add(self, request: Request) -> Response:
         cat = self._store(request)
@@ -287,12 +364,22 @@ class Storefront:
         visit = self._visit(request, cat.store_id)
         quantity = self._quantity(form, 1)
         if quantity is None:
-            return self._product_page(cat, visit, product, status=400, error=(
-                f"Quantity must be a whole number from 1 to {MAX_QUANTITY}."))
+            return self._product_page(
+                cat,
+                visit,
+                product,
+                status=400,
+                error=(f"Quantity must be a whole number from 1 to {MAX_QUANTITY}."),
+            )
         in_cart = visit.cart.get(product.product_id, 0)
         if in_cart + quantity > MAX_QUANTITY:
-            return self._product_page(cat, visit, product, status=400, error=(
-                f"At most {MAX_QUANTITY} of a product fit in the cart; it holds {in_cart}."))
+            return self._product_page(
+                cat,
+                visit,
+                product,
+                status=400,
+                error=(f"At most {MAX_QUANTITY} of a product fit in the cart; it holds {in_cart}."),
+            )
         if not visit.take_nonce(str(form.get("nonce", "")), "product"):
             return self._product_page(cat, visit, product, status=409, error=STALE_FORM)
         visit.cart[product.product_id] = in_cart + quantity
@@ -314,12 +401,17 @@ class Storefront:
         visit = self._visit(request, cat.store_id)
         pid = str(form.get("product_id", ""))
         if pid not in visit.cart:
-            return self._cart_page(cat, visit, error="That product is not in your cart.",
-                                   status=400)
+            return self._cart_page(
+                cat, visit, error="That product is not in your cart.", status=400
+            )
         quantity = 0 if remove else self._quantity(form, 0)
         if quantity is None:
-            return self._cart_page(cat, visit, status=400, error=(
-                f"Quantity must be a whole number from 0 to {MAX_QUANTITY}."))
+            return self._cart_page(
+                cat,
+                visit,
+                status=400,
+                error=(f"Quantity must be a whole number from 0 to {MAX_QUANTITY}."),
+            )
         if not visit.take_nonce(str(form.get("nonce", "")), "cart"):
             return self._cart_page(cat, visit, status=409, error=STALE_FORM)
         old = visit.cart[pid]
@@ -345,8 +437,15 @@ class Storefront:
         subtotal = sum(cat.by_id[p].price * q for p, q in visit.cart.items())
         if request.method == "GET":
             self._event(cat, visit, "checkout_started")
-            return self._render("checkout.html", cat, visit, page_kind="checkout",
-                                n_items=n_items, subtotal=subtotal, form={})
+            return self._render(
+                "checkout.html",
+                cat,
+                visit,
+                page_kind="checkout",
+                n_items=n_items,
+                subtotal=subtotal,
+                form={},
+            )
         form = await request.form()
         missing = [f for f in ("name", "email", "address") if not str(form.get(f, "")).strip()]
         if not missing and "@" not in str(form.get("email")):
@@ -355,9 +454,17 @@ class Storefront:
         if not missing and not visit.take_nonce(str(form.get("nonce", "")), "checkout"):
             error = STALE_FORM
         if error:
-            return self._render("checkout.html", cat, visit, status=400 if missing else 409,
-                                page_kind="checkout", n_items=n_items, subtotal=subtotal,
-                                form=form, error=error)
+            return self._render(
+                "checkout.html",
+                cat,
+                visit,
+                status=400 if missing else 409,
+                page_kind="checkout",
+                n_items=n_items,
+                subtotal=subtotal,
+                form=form,
+                error=error,
+            )
         order_id = uuid.uuid4().hex[:10].upper()
         for pid, quantity in visit.cart.items():
             self._event(cat, visit, "checkout_completed", cat.by_id[pid], quantity=quantity)
@@ -372,7 +479,14 @@ class Storefront:
         visit = self._visit(request, cat.store_id)
         order_id = request.path_params["order_id"]
         if order_id not in visit.orders:
-            return self._render("notfound.html", cat, visit, status=404, page_kind="notfound",
-                                message="No order with that number was placed in this visit.")
-        return self._render("confirmation.html", cat, visit, page_kind="confirmation",
-                            order_id=order_id)
+            return self._render(
+                "notfound.html",
+                cat,
+                visit,
+                status=404,
+                page_kind="notfound",
+                message="No order with that number was placed in this visit.",
+            )
+        return self._render(
+            "confirmation.html", cat, visit, page_kind="confirmation", order_id=order_id
+        )

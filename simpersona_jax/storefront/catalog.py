@@ -20,10 +20,28 @@ import re
 import polars as pl
 
 UNCATEGORIZED = "uncategorized"
-CATALOG_SCHEMA = {"product_id": pl.String, "category": pl.String, "brand": pl.String,
-                  "title": pl.String, "price": pl.Float64, "popularity": pl.Int64}
-_ADJECTIVES = ("Classic", "Pro", "Lite", "Ultra", "Eco", "Smart", "Compact", "Deluxe", "Prime",
-               "Sport", "Urban", "Max")
+CATALOG_SCHEMA = {
+    "product_id": pl.String,
+    "category": pl.String,
+    "brand": pl.String,
+    "title": pl.String,
+    "price": pl.Float64,
+    "popularity": pl.Int64,
+}
+_ADJECTIVES = (
+    "Classic",
+    "Pro",
+    "Lite",
+    "Ultra",
+    "Eco",
+    "Smart",
+    "Compact",
+    "Deluxe",
+    "Prime",
+    "Sport",
+    "Urban",
+    "Max",
+)
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
@@ -65,9 +83,16 @@ class StoreCatalog:
             raise ValueError(f"store {store_id!r}: catalog has no products")
         self.store_id = store_id
         self.products: list[Product] = [
-            Product(r["product_id"], r["category"] or UNCATEGORIZED, r["brand"], r["title"],
-                    float(r["price"]), int(r["popularity"] or 0))
-            for r in frame.iter_rows(named=True)]
+            Product(
+                r["product_id"],
+                r["category"] or UNCATEGORIZED,
+                r["brand"],
+                r["title"],
+                float(r["price"]),
+                int(r["popularity"] or 0),
+            )
+            for r in frame.iter_rows(named=True)
+        ]
         # Featured order: most popular first, ties by id (deterministic).
         self.products.sort(key=lambda p: (-p.popularity, p.product_id))
         self.by_id: dict[str, Product] = {p.product_id: p for p in self.products}
@@ -79,10 +104,11 @@ class StoreCatalog:
             for depth in range(1, len(parts) + 1):
                 path = ".".join(parts[:depth])
                 self.collections.setdefault(path, []).append(p)
-                self.children.setdefault(".".join(parts[:depth - 1]), set()).add(path)
-        self._search_text = {p.product_id: set(tokens(f"{p.title} {p.brand or ''} "
-                                                        f"{p.category.replace('.', ' ')}"))
-                             for p in self.products}
+                self.children.setdefault(".".join(parts[: depth - 1]), set()).add(path)
+        self._search_text = {
+            p.product_id: set(tokens(f"{p.title} {p.brand or ''} {p.category.replace('.', ' ')}"))
+            for p in self.products
+        }
 
     def top_collections(self, k: int | None = None) -> list[str]:
         """Top-level collections, the k largest (ties by name) when k is given, sorted by name."""
@@ -94,7 +120,9 @@ class StoreCatalog:
 
     def related(self, product: Product, k: int = 6) -> list[Product]:
         """Same-category products nearest in price (deterministic)."""
-        peers = [p for p in self.collections[product.category] if p.product_id != product.product_id]
+        peers = [
+            p for p in self.collections[product.category] if p.product_id != product.product_id
+        ]
         peers.sort(key=lambda p: (abs(p.price - product.price), p.product_id))
         return peers[:k]
 
@@ -127,12 +155,18 @@ def catalog_frame_from_events(events: pl.LazyFrame | pl.DataFrame) -> pl.DataFra
     def mode(col: str) -> pl.Expr:
         return pl.col(col).drop_nulls().mode().sort().first().alias(col)
 
-    frame = (lf.group_by("store_id", "product_id")
-             .agg(mode("category"), mode("brand"), mode("title"),
-                  pl.col("price").drop_nulls().median().alias("price"),
-                  pl.len().cast(pl.Int64).alias("popularity"))
-             .sort("store_id", "product_id")
-             .collect())
+    frame = (
+        lf.group_by("store_id", "product_id")
+        .agg(
+            mode("category"),
+            mode("brand"),
+            mode("title"),
+            pl.col("price").drop_nulls().median().alias("price"),
+            pl.len().cast(pl.Int64).alias("popularity"),
+        )
+        .sort("store_id", "product_id")
+        .collect()
+    )
     return frame
 
 
@@ -140,15 +174,20 @@ def finish_catalog(store_id: str, frame: pl.DataFrame) -> pl.DataFrame:
     """Fills titles and prices deterministically and makes titles unique within the store."""
     if "popularity" not in frame.columns:
         frame = frame.with_columns(pl.lit(0, pl.Int64).alias("popularity"))
-    missing = [c for c in ("product_id", "category", "brand", "title", "price") if c not in frame.columns]
+    missing = [
+        c for c in ("product_id", "category", "brand", "title", "price") if c not in frame.columns
+    ]
     if missing:
         raise ValueError(f"store {store_id!r}: catalog lacks column(s) {missing}")
     frame = frame.select(list(CATALOG_SCHEMA)).cast(CATALOG_SCHEMA)
     frame = frame.with_columns(
-        pl.col("price").fill_null(pl.col("price").median().over(pl.col("category"))))
+        pl.col("price").fill_null(pl.col("price").median().over(pl.col("category")))
+    )
     frame = frame.with_columns(pl.col("price").fill_null(pl.col("price").median()).fill_null(9.99))
     titles, seen = [], set()
-    for pid, cat, brand, title in frame.select("product_id", "category", "brand", "title").iter_rows():
+    for pid, cat, brand, title in frame.select(
+        "product_id", "category", "brand", "title"
+    ).iter_rows():
         title = title or made_up_title(pid, cat, brand)
         if title.lower() in seen:
             title = f"{title} #{pid}"
@@ -159,8 +198,10 @@ def finish_catalog(store_id: str, frame: pl.DataFrame) -> pl.DataFrame:
 
 def catalogs_from_events(events: pl.LazyFrame | pl.DataFrame) -> dict[str, StoreCatalog]:
     frame = catalog_frame_from_events(events)
-    return {s: StoreCatalog(s, finish_catalog(s, part.drop("store_id")))
-            for (s,), part in frame.partition_by("store_id", as_dict=True, maintain_order=True).items()}
+    return {
+        s: StoreCatalog(s, finish_catalog(s, part.drop("store_id")))
+        for (s,), part in frame.partition_by("store_id", as_dict=True, maintain_order=True).items()
+    }
 
 
 def catalog_dir_for(data_dir: str, out_dir: str, events: pl.LazyFrame | pl.DataFrame) -> str:
@@ -190,6 +231,6 @@ def read_catalogs(catalog_dir: str) -> dict[str, StoreCatalog]:
         raise FileNotFoundError(f"no store_id=<s>.parquet catalog files in {catalog_dir}")
     out = {}
     for path in paths:
-        store_id = os.path.basename(path)[len("store_id="):-len(".parquet")]
+        store_id = os.path.basename(path)[len("store_id=") : -len(".parquet")]
         out[store_id] = StoreCatalog(store_id, finish_catalog(store_id, pl.read_parquet(path)))
     return out

@@ -94,14 +94,39 @@ class EventLog:
         self._thread: threading.Thread | None = None
         _makedirs_durable(log_dir)
 
-    def append(self, store_id: str, buyer_id: str, session_id: str, event_type: str, *,
-               product_id=None, category=None, brand=None, title=None, price=None,
-               quantity=None, query=None, event_time: dt.datetime | None = None) -> None:
+    def append(
+        self,
+        store_id: str,
+        buyer_id: str,
+        session_id: str,
+        event_type: str,
+        *,
+        product_id=None,
+        category=None,
+        brand=None,
+        title=None,
+        price=None,
+        quantity=None,
+        query=None,
+        event_time: dt.datetime | None = None,
+    ) -> None:
         if event_type not in SCHEMA["event_type"].categories:
             raise ValueError(f"unknown event_type {event_type!r}")
         t = event_time or dt.datetime.now(dt.timezone.utc)
-        row = (store_id, buyer_id, session_id, t, event_type, product_id, category, brand, title,
-               price, quantity, query)
+        row = (
+            store_id,
+            buyer_id,
+            session_id,
+            t,
+            event_type,
+            product_id,
+            category,
+            brand,
+            title,
+            price,
+            quantity,
+            query,
+        )
         with self._lock:
             self._rows.append(row)
             full = len(self._rows) >= self.max_buffer
@@ -148,14 +173,16 @@ class EventLog:
             n = sum(r[0] in done for r in rows)
             with self._lock:  # appends only add at the end: the first len(rows) are ours
                 kept = [r for r in rows if r[0] not in done]
-                self._rows[:len(rows)] = kept
+                self._rows[: len(rows)] = kept
                 self.written += n
             if not errors:
                 self.failures, self.error = 0, ""
                 return n
             self.failures += 1
-            message = (f"event log: {len(kept)} events not written (kept, retried on the next "
-                       f"flush): {'; '.join(errors)}")
+            message = (
+                f"event log: {len(kept)} events not written (kept, retried on the next "
+                f"flush): {'; '.join(errors)}"
+            )
             if self.failures >= FAILURES_TO_REPORT:
                 if not self.error:
                     _log.error("%s (%d failed flushes in a row)", message, self.failures)
@@ -169,8 +196,9 @@ class EventLog:
             raise ValueError(f"flush interval must be > 0 seconds, got {interval_s}")
         if self._thread is None:
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, args=(interval_s / 2,),
-                                            name="eventlog-flusher", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, args=(interval_s / 2,), name="eventlog-flusher", daemon=True
+            )
             self._thread.start()
         return self
 

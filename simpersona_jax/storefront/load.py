@@ -24,8 +24,14 @@ import httpx
 import numpy as np
 import polars as pl
 
-EVENTS = ("page_viewed", "product_viewed", "product_added_to_cart", "cart_viewed",
-          "checkout_started", "checkout_completed")
+EVENTS = (
+    "page_viewed",
+    "product_viewed",
+    "product_added_to_cart",
+    "cart_viewed",
+    "checkout_started",
+    "checkout_completed",
+)
 _NONCE = re.compile(r'name="nonce" value="(\w+)"')
 _CHECKOUT = dict(name="Load Shopper", email="load@example.com", address="1 Test Road")
 
@@ -53,12 +59,17 @@ class LoadReport:
         unknown (in the log for a load session but never requested)."""
         sessions = {s for s, _, _ in self.answered}
         logged = collections.Counter(
-            (s, e) for s, e in log.select("session_id", pl.col("event_type").cast(pl.String))
-            .iter_rows() if s in sessions)
+            (s, e)
+            for s, e in log.select("session_id", pl.col("event_type").cast(pl.String)).iter_rows()
+            if s in sessions
+        )
         expected = {(s, e) for s, e, t in self.answered if t <= answered_before}
-        return dict(expected=len(expected), missing=sum(k not in logged for k in expected),
-                    duplicated=sum(n > 1 for n in logged.values()),
-                    unknown=sum(k not in self.requested for k in logged))
+        return dict(
+            expected=len(expected),
+            missing=sum(k not in logged for k in expected),
+            duplicated=sum(n > 1 for n in logged.values()),
+            unknown=sum(k not in self.requested for k in logged),
+        )
 
 
 class _Shopper:
@@ -66,8 +77,9 @@ class _Shopper:
         self.client, self.report, self.session = client, report, session
         self.cookies: dict[str, str] = {}
 
-    async def request(self, method: str, url: str, event: str, status: int = 200,
-                      **kw) -> httpx.Response:
+    async def request(
+        self, method: str, url: str, event: str, status: int = 200, **kw
+    ) -> httpx.Response:
         """One request that logs `event`; a POST is answered with a redirect, not followed (the
         page it leads to logs nothing), which spares the client a quarter of its work."""
         self.report.requested.add((self.session, event))
@@ -85,19 +97,35 @@ class _Shopper:
     async def shop(self, base: str, buyer: str, product_id: str) -> None:
         await self.request("GET", f"{base}/?buyer={buyer}&session={self.session}", EVENTS[0])
         r = await self.request("GET", f"{base}/p/{product_id}", EVENTS[1])
-        await self.request("POST", f"{base}/cart/add", EVENTS[2], 303, data=dict(
-            product_id=product_id, quantity="1", nonce=_NONCE.search(r.text).group(1)))
+        await self.request(
+            "POST",
+            f"{base}/cart/add",
+            EVENTS[2],
+            303,
+            data=dict(product_id=product_id, quantity="1", nonce=_NONCE.search(r.text).group(1)),
+        )
         await self.request("GET", f"{base}/cart", EVENTS[3])
         r = await self.request("GET", f"{base}/checkout", EVENTS[4])
-        r = await self.request("POST", f"{base}/checkout", EVENTS[5], 303,
-                               data=dict(_CHECKOUT, nonce=_NONCE.search(r.text).group(1)))
+        r = await self.request(
+            "POST",
+            f"{base}/checkout",
+            EVENTS[5],
+            303,
+            data=dict(_CHECKOUT, nonce=_NONCE.search(r.text).group(1)),
+        )
         if "/order/" not in r.headers["location"]:
             raise AssertionError(f"no order for session {self.session}: {r.headers['location']}")
 
 
-async def run_load(origin: str, store_id: str, product_ids: list[str], n_sessions: int,
-                   concurrency: int = 200, prefix: str = "load",
-                   report: LoadReport | None = None) -> LoadReport:
+async def run_load(
+    origin: str,
+    store_id: str,
+    product_ids: list[str],
+    n_sessions: int,
+    concurrency: int = 200,
+    prefix: str = "load",
+    report: LoadReport | None = None,
+) -> LoadReport:
     """Runs `n_sessions` shoppers (session ids `<prefix>-s<i>`); stops early when the server
     stops answering."""
     report = report or LoadReport()
@@ -105,8 +133,9 @@ async def run_load(origin: str, store_id: str, product_ids: list[str], n_session
     reject_all = http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     t0 = time.monotonic()
-    async with httpx.AsyncClient(limits=limits, timeout=60,
-                                 cookies=reject_all) as client:  # cookies are per shopper
+    async with httpx.AsyncClient(
+        limits=limits, timeout=60, cookies=reject_all
+    ) as client:  # cookies are per shopper
         gone = asyncio.Event()  # the server went away: start no more shoppers
 
         async def one(i: int) -> None:
@@ -115,8 +144,11 @@ async def run_load(origin: str, store_id: str, product_ids: list[str], n_session
                     return
                 shopper = _Shopper(client, report, f"{prefix}-s{i}")
                 try:
-                    await shopper.shop(f"{origin}/s/{store_id}", f"{prefix}-b{i}",
-                                       product_ids[i % len(product_ids)])
+                    await shopper.shop(
+                        f"{origin}/s/{store_id}",
+                        f"{prefix}-b{i}",
+                        product_ids[i % len(product_ids)],
+                    )
                 except httpx.TransportError:
                     gone.set()
                     return
@@ -127,8 +159,9 @@ async def run_load(origin: str, store_id: str, product_ids: list[str], n_session
     return report
 
 
-async def kill_under_load(server, store_id: str, product_ids: list[str], interval_s: float,
-                          prefix: str = "load") -> tuple[LoadReport, float]:
+async def kill_under_load(
+    server, store_id: str, product_ids: list[str], interval_s: float, prefix: str = "load"
+) -> tuple[LoadReport, float]:
     """SIGKILLs `server` (a process-mode StorefrontServer) two flush intervals after it has
     answered 150 events of 40 concurrent shoppers; returns what was answered and the kill time."""
     report, killed = LoadReport(), []
@@ -140,17 +173,34 @@ async def kill_under_load(server, store_id: str, product_ids: list[str], interva
         killed.append(time.monotonic())
         server.kill()
 
-    await asyncio.gather(run_load(server.origin, store_id, product_ids, 10_000, concurrency=40,
-                                  prefix=prefix, report=report), kill())
+    await asyncio.gather(
+        run_load(
+            server.origin,
+            store_id,
+            product_ids,
+            10_000,
+            concurrency=40,
+            prefix=prefix,
+            report=report,
+        ),
+        kill(),
+    )
     return report, killed[0]
 
 
-async def kill_after_burst(server, store_id: str, product_ids: list[str], interval_s: float,
-                           n_sessions: int = 30, prefix: str = "burst") -> tuple[LoadReport, float]:
+async def kill_after_burst(
+    server,
+    store_id: str,
+    product_ids: list[str],
+    interval_s: float,
+    n_sessions: int = 30,
+    prefix: str = "burst",
+) -> tuple[LoadReport, float]:
     """Runs `n_sessions` shoppers to the end, leaves the server quiet for two flush intervals,
     then SIGKILLs it; returns what was answered and the kill time."""
-    report = await run_load(server.origin, store_id, product_ids, n_sessions, concurrency=10,
-                            prefix=prefix)
+    report = await run_load(
+        server.origin, store_id, product_ids, n_sessions, concurrency=10, prefix=prefix
+    )
     await asyncio.sleep(2 * interval_s)
     t = time.monotonic()
     server.kill()

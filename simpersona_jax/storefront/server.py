@@ -36,13 +36,21 @@ def free_socket() -> socket.socket:
 
 
 def uvicorn_config(app, **kw) -> uvicorn.Config:
-    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                          backlog=2048, timeout_keep_alive=30, **kw)
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        backlog=2048,
+        timeout_keep_alive=30,
+        **kw,
+    )
 
 
 class StorefrontServer:
-    def __init__(self, catalog_dir: str, log_dir: str, mode: str = "thread",
-                 flush_interval_s: float = 1.0):
+    def __init__(
+        self, catalog_dir: str, log_dir: str, mode: str = "thread", flush_interval_s: float = 1.0
+    ):
         if mode not in ("thread", "process"):
             raise ValueError(f"mode must be 'thread' or 'process', got {mode!r}")
         self.catalog_dir, self.log_dir, self.mode = catalog_dir, log_dir, mode
@@ -62,21 +70,29 @@ class StorefrontServer:
 
     def start(self, timeout_s: float = 30.0) -> "StorefrontServer":
         if self.mode == "thread":
-            self.storefront = Storefront(read_catalogs(self.catalog_dir), EventLog(self.log_dir),
-                                         self.flush_interval_s)
+            self.storefront = Storefront(
+                read_catalogs(self.catalog_dir), EventLog(self.log_dir), self.flush_interval_s
+            )
             sock = free_socket()
             self.port = sock.getsockname()[1]
             self._server = uvicorn.Server(uvicorn_config(self.storefront.app))
-            self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                            name="storefront", daemon=True)
+            self._thread = threading.Thread(
+                target=self._server.run, kwargs={"sockets": [sock]}, name="storefront", daemon=True
+            )
             self._thread.start()
         else:
             sock = free_socket()
             self.port = sock.getsockname()[1]
             sock.close()
-            cmd = [sys.executable, "-m", "simpersona_jax.storefront.serve",
-                   f"--catalog_dir={self.catalog_dir}", f"--events_dir={self.log_dir}",
-                   f"--port={self.port}", f"--flush_interval_s={self.flush_interval_s}"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "simpersona_jax.storefront.serve",
+                f"--catalog_dir={self.catalog_dir}",
+                f"--events_dir={self.log_dir}",
+                f"--port={self.port}",
+                f"--flush_interval_s={self.flush_interval_s}",
+            ]
             self._proc = subprocess.Popen(cmd)
         self._wait_ready(timeout_s)
         return self

@@ -54,11 +54,14 @@ class Visit:
     buyer_id: str
     session_id: str
     cart: "collections.OrderedDict[str, int]" = dataclasses.field(
-        default_factory=collections.OrderedDict)
+        default_factory=collections.OrderedDict
+    )
     nonces: "collections.OrderedDict[str, str]" = dataclasses.field(
-        default_factory=collections.OrderedDict)
+        default_factory=collections.OrderedDict
+    )
     orders: collections.deque = dataclasses.field(
-        default_factory=lambda: collections.deque(maxlen=ORDERS_PER_VISIT))
+        default_factory=lambda: collections.deque(maxlen=ORDERS_PER_VISIT)
+    )
     last_seen: float = 0.0
 
     def issue_nonce(self, kind: str) -> str:
@@ -82,16 +85,23 @@ def checked_id(name: str, value: str | None) -> str | None:
     if not value:
         return None
     if not ID_PATTERN.fullmatch(value):
-        raise VisitRefused(400, f"bad {name} id {value[:40]!r}{'...' if len(value) > 40 else ''}:"
-                                f" must be {ID_RULE}")
+        raise VisitRefused(
+            400,
+            f"bad {name} id {value[:40]!r}{'...' if len(value) > 40 else ''}: must be {ID_RULE}",
+        )
     return value
 
 
 class Visits:
     """The live visits of one server run (tokens, session owners) and their signed cookies."""
 
-    def __init__(self, max_visits: int = MAX_VISITS, idle_s: float = SESSION_IDLE_S,
-                 secret: bytes | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        max_visits: int = MAX_VISITS,
+        idle_s: float = SESSION_IDLE_S,
+        secret: bytes | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         if max_visits < 1:
             raise ValueError(f"max_visits must be >= 1, got {max_visits}")
         self.max_visits, self.idle_s, self.clock = max_visits, idle_s, clock
@@ -109,8 +119,12 @@ class Visits:
         now = self.clock()
         self._evict(now)
         visit = self._by_token.get(self._load(cookies.get(VISIT_COOKIE), "visit") or "")
-        if (visit is not None and visit.store_id == store_id
-                and session in (None, visit.session_id) and buyer in (None, visit.buyer_id)):
+        if (
+            visit is not None
+            and visit.store_id == store_id
+            and session in (None, visit.session_id)
+            and buyer in (None, visit.buyer_id)
+        ):
             self._by_token.move_to_end(visit.token)
             visit.last_seen = now
             return visit
@@ -131,8 +145,10 @@ class Visits:
 
     def cookies(self, visit: Visit) -> list[tuple[str, str, int]]:
         """(name, signed value, max age in seconds) of the cookies that carry `visit`."""
-        return [(VISIT_COOKIE, self._signer.dumps(visit.token, salt="visit"), int(self.idle_s)),
-                (BUYER_COOKIE, self._signer.dumps(visit.buyer_id, salt="buyer"), 365 * 86400)]
+        return [
+            (VISIT_COOKIE, self._signer.dumps(visit.token, salt="visit"), int(self.idle_s)),
+            (BUYER_COOKIE, self._signer.dumps(visit.buyer_id, salt="buyer"), 365 * 86400),
+        ]
 
     def _load(self, value: str | None, salt: str) -> str | None:
         if not value:

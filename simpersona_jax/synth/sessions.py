@@ -42,21 +42,52 @@ class StoreCatalog:
         log_rel = np.zeros_like(price)
         for idx in by_leaf:
             log_rel[idx] = np.log(price[idx] / np.median(price[idx]))
-        return cls(store_id, catalog["product_id"].to_numpy(), category,
-                   catalog["brand"].to_numpy(), catalog["title"].to_numpy(), price, log_rel,
-                   leaves, by_leaf)
+        return cls(
+            store_id,
+            catalog["product_id"].to_numpy(),
+            category,
+            catalog["brand"].to_numpy(),
+            catalog["title"].to_numpy(),
+            price,
+            log_rel,
+            leaves,
+            by_leaf,
+        )
 
 
 class EventSink:
     """Column lists in canonical order (store_id is constant per shard, added at the end)."""
 
     def __init__(self):
-        self.cols: dict[str, list] = {c: [] for c in (
-            "buyer_id", "session_id", "event_time", "event_type", "product_id", "category",
-            "brand", "title", "price", "quantity", "query")}
+        self.cols: dict[str, list] = {
+            c: []
+            for c in (
+                "buyer_id",
+                "session_id",
+                "event_time",
+                "event_type",
+                "product_id",
+                "category",
+                "brand",
+                "title",
+                "price",
+                "quantity",
+                "query",
+            )
+        }
 
-    def add(self, buyer, session, t_us, etype, cat: StoreCatalog | None = None, p: int = -1,
-            quantity=None, query=None, category=None):
+    def add(
+        self,
+        buyer,
+        session,
+        t_us,
+        etype,
+        cat: StoreCatalog | None = None,
+        p: int = -1,
+        quantity=None,
+        query=None,
+        category=None,
+    ):
         c = self.cols
         c["buyer_id"].append(buyer)
         c["session_id"].append(session)
@@ -76,8 +107,15 @@ class EventSink:
         c["query"].append(query)
 
 
-def simulate_buyer(sink: EventSink, cat: StoreCatalog, buyer_type: BuyerType, buyer_id: str,
-                   rng: np.random.Generator, window_start_us: int, window_days: float) -> None:
+def simulate_buyer(
+    sink: EventSink,
+    cat: StoreCatalog,
+    buyer_type: BuyerType,
+    buyer_id: str,
+    rng: np.random.Generator,
+    window_start_us: int,
+    window_days: float,
+) -> None:
     """Appends all events of one buyer's sessions in the window to `sink`."""
     t = buyer_type
     n_sessions = 1 + int(rng.poisson(max(t.sessions_mean - 1.0, 0.0)))
@@ -145,6 +183,7 @@ def simulate_buyer(sink: EventSink, cat: StoreCatalog, buyer_type: BuyerType, bu
                 order_time = clock[0]
                 for p, qty in cart.items():
                     clock[0] = order_time
-                    sink.add(buyer_id, session, order_time, "checkout_completed", cat, p,
-                             quantity=qty)
+                    sink.add(
+                        buyer_id, session, order_time, "checkout_completed", cat, p, quantity=qty
+                    )
                 clock[0] = order_time + 1_000_000

@@ -58,6 +58,13 @@ from simpersona_jax.training.mesh import DEFAULT_RULES, MESH_AXES, make_mesh
 from simpersona_jax.training.task import OptionalTaskHooks, Task, TrainState
 
 __all__ = [
-    "DEFAULT_RULES", "MESH_AXES", "NonFiniteLossError", "OptionalTaskHooks", "Task",
-    "TrainResult", "TrainState", "make_mesh", "train",
+    "DEFAULT_RULES",
+    "MESH_AXES",
+    "NonFiniteLossError",
+    "OptionalTaskHooks",
+    "Task",
+    "TrainResult",
+    "TrainState",
+    "make_mesh",
+    "train",
 ]

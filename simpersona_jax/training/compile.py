@@ -28,8 +28,25 @@ from simpersona_jax.training import mesh as mesh_lib
 from simpersona_jax.training import step as step_lib
 
 COLLECTIVES = ("all-gather", "all-reduce", "reduce-scatter", "all-to-all", "collective-permute")
-_DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "bf16": 2, "f16": 2, "s32": 4, "u32": 4,
-                "f32": 4, "s64": 8, "u64": 8, "f64": 8, "c64": 8, "c128": 16, "f8e4m3fn": 1, "f8e5m2": 1}
+_DTYPE_BYTES = {
+    "pred": 1,
+    "s8": 1,
+    "u8": 1,
+    "s16": 2,
+    "u16": 2,
+    "bf16": 2,
+    "f16": 2,
+    "s32": 4,
+    "u32": 4,
+    "f32": 4,
+    "s64": 8,
+    "u64": 8,
+    "f64": 8,
+    "c64": 8,
+    "c128": 16,
+    "f8e4m3fn": 1,
+    "f8e5m2": 1,
+}
 _OP = re.compile(r"=\s*(.+?)\s+(" + "|".join(COLLECTIVES) + r")(-start)?\(")
 _ARRAY = re.compile(r"\b(" + "|".join(_DTYPE_BYTES) + r")\[([\d,]*)\]")
 
@@ -41,20 +58,23 @@ def topology_devices(name: str):
     os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
     try:
         from jax.experimental import topologies
+
         return topologies.get_topology_desc(platform="tpu", topology_name=name).devices
     except Exception as e:  # libtpu missing, or a name it does not know
-        raise RuntimeError(f"cannot describe TPU topology {name!r} ({e}); deviceless TPU compiles need "
-                           "libtpu: pip install -e '.[tpu]'") from e
+        raise RuntimeError(
+            f"cannot describe TPU topology {name!r} ({e}); deviceless TPU compiles need "
+            "libtpu: pip install -e '.[tpu]'"
+        ) from e
 
 
 @dataclasses.dataclass
 class Compiled:
     compiled: object
-    lowered: object          # jax.stages.Lowered (its as_text(): the program before partitioning)
-    hlo: str                 # the optimised HLO (per-device shapes)
+    lowered: object  # jax.stages.Lowered (its as_text(): the program before partitioning)
+    hlo: str  # the optimised HLO (per-device shapes)
     num_devices: int
     device_kind: str
-    seconds: float           # lowering + compilation
+    seconds: float  # lowering + compilation
 
 
 def compile_train_step(config, task, devices) -> Compiled:
@@ -65,12 +85,16 @@ def compile_train_step(config, task, devices) -> Compiled:
     mesh, rules, batch_sh, tx, abstract, shardings = loop.build(config, task, rng, sample, devices)
     fn = step_lib.jit_train_step(step_lib.make_train_step(task, tx, rng), shardings, batch_sh, mesh)
     gbs = int(config.global_batch_size)
-    batch = {k: jax.ShapeDtypeStruct((gbs,) + np.shape(v)[1:], np.asarray(v).dtype, sharding=batch_sh)
-             for k, v in sample.items()}
+    batch = {
+        k: jax.ShapeDtypeStruct((gbs,) + np.shape(v)[1:], np.asarray(v).dtype, sharding=batch_sh)
+        for k, v in sample.items()
+    }
     with mesh_lib.activate(mesh, rules):
         lowered = fn.lower(abstract, batch)
     compiled, hlo = compile_with_hlo(lowered)
-    return Compiled(compiled, lowered, hlo, len(devices), devices[0].device_kind, time.perf_counter() - t0)
+    return Compiled(
+        compiled, lowered, hlo, len(devices), devices[0].device_kind, time.perf_counter() - t0
+    )
 
 
 def compile_with_hlo(lowered) -> tuple[object, str]:
@@ -78,13 +102,17 @@ def compile_with_hlo(lowered) -> tuple[object, str]:
     xla_dump_to): `as_text()` fails for some TPU programs with this jaxlib/libtpu pair."""
     with tempfile.TemporaryDirectory() as d:
         compiled = lowered.compile({"xla_dump_to": d, "xla_dump_hlo_as_text": True})
-        texts = [open(f).read() for f in sorted(glob.glob(os.path.join(d, "*after_optimizations.txt")))]
+        texts = [
+            open(f).read() for f in sorted(glob.glob(os.path.join(d, "*after_optimizations.txt")))
+        ]
     return compiled, "\n".join(texts)
 
 
 def _bytes(type_str: str, largest: bool) -> int:
-    sizes = [_DTYPE_BYTES[d] * math.prod(int(x) for x in dims.split(",") if x)
-             for d, dims in _ARRAY.findall(type_str)]
+    sizes = [
+        _DTYPE_BYTES[d] * math.prod(int(x) for x in dims.split(",") if x)
+        for d, dims in _ARRAY.findall(type_str)
+    ]
     if not sizes:
         return 0
     return max(sizes) if largest else sum(sizes)
@@ -106,13 +134,19 @@ def collectives(hlo: str) -> dict[str, tuple[int, int]]:
 @dataclasses.dataclass
 class Cost:
     """Per-chip cost of one step, as XLA counts it."""
+
     flops: float
     bytes_accessed: float
     collective_bytes: float
 
     def extrapolate(self, other: "Cost", times: int) -> "Cost":
         """self + times * (other - self): e.g. 1 layer + (L-1) x (2 layers - 1 layer)."""
-        return Cost(*(a + times * (b - a) for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
+        return Cost(
+            *(
+                a + times * (b - a)
+                for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))
+            )
+        )
 
 
 def cost(c: Compiled) -> Cost:
@@ -126,18 +160,27 @@ def memory(c: Compiled) -> dict[str, float]:
     """Per-chip bytes: arguments, outputs, temporaries, aliased (donated), and the peak
     (arguments + outputs + temporaries - aliased)."""
     ma = c.compiled.memory_analysis()
-    out = dict(argument=ma.argument_size_in_bytes, output=ma.output_size_in_bytes,
-               temp=ma.temp_size_in_bytes, alias=ma.alias_size_in_bytes,
-               code=ma.generated_code_size_in_bytes)
+    out = dict(
+        argument=ma.argument_size_in_bytes,
+        output=ma.output_size_in_bytes,
+        temp=ma.temp_size_in_bytes,
+        alias=ma.alias_size_in_bytes,
+        code=ma.generated_code_size_in_bytes,
+    )
     out["peak"] = out["argument"] + out["output"] + out["temp"] - out["alias"]
     return {k: float(v) for k, v in out.items()}
 
 
-def roofline(cost_: Cost, chip: chips_lib.Chip, model_flops: float, num_chips: int) -> dict[str, float]:
+def roofline(
+    cost_: Cost, chip: chips_lib.Chip, model_flops: float, num_chips: int
+) -> dict[str, float]:
     """Step time = the slowest of compute, HBM traffic and collective traffic at the chip's peaks
     (perfect overlap); MFU = model FLOPs / (chips x peak x step time)."""
-    t = dict(compute=cost_.flops / chip.peak_flops, hbm=cost_.bytes_accessed / chip.hbm_bw,
-             ici=cost_.collective_bytes / chip.ici_bw)
+    t = dict(
+        compute=cost_.flops / chip.peak_flops,
+        hbm=cost_.bytes_accessed / chip.hbm_bw,
+        ici=cost_.collective_bytes / chip.ici_bw,
+    )
     step = max(t.values())
     bound = max(t, key=t.get)
     mfu = model_flops / (num_chips * chip.peak_flops * step) if step > 0 else 0.0

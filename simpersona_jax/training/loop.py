@@ -12,12 +12,11 @@ import flax.linen as nn
 import jax
 
 from simpersona_jax.training import checkpoint as ckpt
-from simpersona_jax.training import host, optim
+from simpersona_jax.training import host, optim, validate
 from simpersona_jax.training import mesh as mesh_lib
 from simpersona_jax.training import progress as progress_lib
 from simpersona_jax.training import state as state_lib
 from simpersona_jax.training import step as step_lib
-from simpersona_jax.training import validate
 from simpersona_jax.training.task import TrainState
 
 

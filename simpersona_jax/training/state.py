@@ -33,9 +33,12 @@ def state_shardings(boxed: dict, tx: optax.GradientTransformation, mesh: Mesh, r
     params_abs = nn.meta.unbox(params_b)
     opt_abs = jax.eval_shape(tx.init, params_abs)
     rep = mesh_lib.replicated(mesh)
+
     # Optimiser leaves shaped like a parameter take that parameter's sharding; the rest replicate.
     # Frozen leaves of optax.multi_transform hold an empty MaskedNode: keep it as it is.
-    masked = lambda x: isinstance(x, optax.MaskedNode)
+    def masked(x):
+        return isinstance(x, optax.MaskedNode)
+
     opt_sh = optax.tree_map_params(
         tx,
         lambda x, s: x if masked(x) else s,
@@ -78,7 +81,9 @@ def create_state(
                     f"{type(task).__name__}.initial_params returned a tree that differs from "
                     f"Task.init's params:\n{jax.tree.structure(loaded)}\nvs\n{jax.tree.structure(params)}"
                 )
-            for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(loaded), jax.tree.leaves(params)):
+            for (path, a), b in zip(
+                jax.tree_util.tree_leaves_with_path(loaded), jax.tree.leaves(params)
+            ):
                 if a.shape != b.shape or a.dtype != b.dtype:
                     raise ValueError(
                         f"{type(task).__name__}.initial_params: {jax.tree_util.keystr(path)} is "

@@ -141,8 +141,12 @@ LOOP_RULES = (
 def _mesh_problems(config) -> list[str]:
     """The mesh fits the devices, the rules name mesh axes, the batch splits evenly."""
     try:
-        sizes = dict(zip(mesh_lib.MESH_AXES, mesh_lib.mesh_sizes(
-            dict(config.get("mesh", {"data": -1})), jax.device_count())))
+        sizes = dict(
+            zip(
+                mesh_lib.MESH_AXES,
+                mesh_lib.mesh_sizes(dict(config.get("mesh", {"data": -1})), jax.device_count()),
+            )
+        )
         rules = mesh_lib.rules_from_config(config.get("logical_axis_rules", None))
     except (ValueError, TypeError) as e:
         return [f"config.mesh / config.logical_axis_rules: {e}"]
@@ -222,11 +226,14 @@ def _vqvae_cross(config) -> list[str]:
     dim, sizes = _get(config, "model.input_dim"), _get(config, "model.block_sizes")
     weights = _get(config, "loss.recon_block_weights")
     if integers(1)(sizes) is None and _is_int(dim) and sum(sizes) != dim:
-        out.append(f"config.model.block_sizes={tuple(sizes)}: must sum to "
-                   f"config.model.input_dim={dim}")
+        out.append(
+            f"config.model.block_sizes={tuple(sizes)}: must sum to config.model.input_dim={dim}"
+        )
     if integers(1)(sizes) is None and numbers(0)(weights) is None and len(sizes) != len(weights):
-        out.append(f"config.loss.recon_block_weights={tuple(weights)}: expected one weight per "
-                   f"block of config.model.block_sizes ({len(sizes)})")
+        out.append(
+            f"config.loss.recon_block_weights={tuple(weights)}: expected one weight per "
+            f"block of config.model.block_sizes ({len(sizes)})"
+        )
     aux = _get(config, "loss.aux_weights")
     for name in aux.keys() if aux is not _MISSING else ():
         if name not in _AUX_LABELS:
@@ -235,8 +242,10 @@ def _vqvae_cross(config) -> list[str]:
             out.append(f"config.loss.aux_weights.{name}={aux[name]!r}: {number(0)(aux[name])}")
     k, n = _get(config, "model.codebook_size"), _get(config, "data.init_sample_size")
     if _is_int(k) and k >= 1 and _is_int(n) and 1 <= n < k:
-        out.append(f"config.data.init_sample_size={n}: must be >= config.model.codebook_size={k} "
-                   "(the k-means++ codebook init needs a buyer per code)")
+        out.append(
+            f"config.data.init_sample_size={n}: must be >= config.model.codebook_size={k} "
+            "(the k-means++ codebook init needs a buyer per code)"
+        )
     return out
 
 
@@ -267,9 +276,18 @@ def _lm_rules():
         ("lm.param_dtype", dtypes, False),
         ("lm.remat_policy", choice(*REMAT_POLICIES), False),
         ("lm.model.family", choice(*FAMILIES), False),
-        *((f"lm.model.{k}", integer(1), False) for k in (
-            "hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads",
-            "head_dim", "max_position_embeddings")),
+        *(
+            (f"lm.model.{k}", integer(1), False)
+            for k in (
+                "hidden_size",
+                "intermediate_size",
+                "num_layers",
+                "num_heads",
+                "num_kv_heads",
+                "head_dim",
+                "max_position_embeddings",
+            )
+        ),
         ("train.mode", choice("all", "persona_rows"), True),
     )
 
@@ -278,15 +296,21 @@ def _lm_cross(config) -> list[str]:
     out = []
     init_from = _get(config, "lm.init_from")
     if init_from and not os.path.isfile(os.path.join(str(init_from), "config.json")):
-        out.append(f"config.lm.init_from={init_from!r}: no Hugging Face folder there "
-                   "(no config.json); '' = the embedded default")
+        out.append(
+            f"config.lm.init_from={init_from!r}: no Hugging Face folder there "
+            "(no config.json); '' = the embedded default"
+        )
     h, kv = _get(config, "lm.model.num_heads"), _get(config, "lm.model.num_kv_heads")
     if not init_from and _is_int(h) and _is_int(kv) and h >= 1 and kv >= 1 and h % kv:
-        out.append(f"config.lm.model.num_heads={h}: must be a multiple of "
-                   f"config.lm.model.num_kv_heads={kv}")
+        out.append(
+            f"config.lm.model.num_heads={h}: must be a multiple of "
+            f"config.lm.model.num_kv_heads={kv}"
+        )
     if _get(config, "persona.init") == "code_projection" and not _get(config, "persona.codes_path"):
-        out.append("config.persona.codes_path: required by persona.init='code_projection' "
-                   "(a .npy [K, C] array of code vectors)")
+        out.append(
+            "config.persona.codes_path: required by persona.init='code_projection' "
+            "(a .npy [K, C] array of code vectors)"
+        )
     n = _get(config, "persona.num_personas")
     if _get(config, "train.mode") == "persona_rows" and _is_int(n) and n < 1:
         out.append(f"config.persona.num_personas={n}: train.mode='persona_rows' needs >= 1")

@@ -31,6 +31,7 @@ def run(config, workdir: str, out: str | None = None, step: int | None = None) -
     """Assignment + tables; returns the printed report."""
     import numpy as np
     import polars as pl
+
     from simpersona_jax.features import store
     from simpersona_jax.training.loop import load_trained
     from simpersona_jax.vqvae import metrics, summary

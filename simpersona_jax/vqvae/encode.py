@@ -12,7 +12,8 @@ from typing import Iterable, Iterator
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from simpersona_jax.training import host
 from simpersona_jax.vqvae import codebook as cb_lib
@@ -40,8 +41,11 @@ class Assigner:
             z = model.apply({"params": params}, x_NxI, method=VQVAE.encode)
             return cb_lib.nearest_with_distance(z, embed, cosine=cosine)
 
-        self.fn = jax.jit(assign, in_shardings=(self.replicated, self.replicated, self.rows),
-                          out_shardings=(self.rows, self.rows))
+        self.fn = jax.jit(
+            assign,
+            in_shardings=(self.replicated, self.replicated, self.rows),
+            out_shardings=(self.rows, self.rows),
+        )
 
     def __call__(self, params, embed, x_NxI):
         params, embed = jax.device_put((params, embed), self.replicated)
@@ -66,7 +70,9 @@ def assign_batches(
     """
     pending = None
     for x in batches:
-        x, n = host.padded_rows(x, math.lcm(chunk, getattr(assign_fn, "rows_multiple", 1)))  # aligned: a CPU device reads it in place
+        x, n = host.padded_rows(
+            x, math.lcm(chunk, getattr(assign_fn, "rows_multiple", 1))
+        )  # aligned: a CPU device reads it in place
         out = assign_fn(params, embed, x)
         if pending is not None:
             yield tuple(np.asarray(a)[: pending[1]] for a in pending[0])

@@ -61,9 +61,7 @@ def describe(
     lines = []
     for row in table.head(top or len(table)).iter_rows(named=True):
         strata = " ".join(f"{s} {row[f'stratum_{s}']:.0%}" for s in STRATA)
-        labels = " ".join(
-            f"{k.split('_')[0]} {row[k]:.0%}" for k in BINARY_LABELS
-        )
+        labels = " ".join(f"{k.split('_')[0]} {row[k]:.0%}" for k in BINARY_LABELS)
         traits = sorted(scalar_names, key=lambda n: -abs(row[n]))[:n_traits]
         trait_s = ", ".join(f"{n} {row[n]:+.1f}σ" for n in traits)
         lines.append(

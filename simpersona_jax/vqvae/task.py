@@ -71,7 +71,9 @@ class _InMemory:
 
 
 def _select(batch: dict) -> dict:
-    return {k: host.device_ready(batch[k], np.float32 if k == "x" else np.int32) for k in BATCH_KEYS}
+    return {
+        k: host.device_ready(batch[k], np.float32 if k == "x" else np.int32) for k in BATCH_KEYS
+    }
 
 
 def _defined(metrics: dict[str, float]) -> dict[str, float]:

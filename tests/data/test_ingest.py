@@ -36,10 +36,15 @@ def test_pseudonymize_is_salted_and_stable(tmp_path):
 def test_report_accounts_for_every_row_per_file(tmp_path):
     (tmp_path / "a").mkdir()
     good = "s,b,x,2026-01-01T00:00:00Z,product_viewed,p,1.0,\n"
-    (tmp_path / "a" / "1.csv").write_text(HEADER + good + good + "s,,x,2026-01-01T00:00:00Z,page_viewed,,,\n")
+    (tmp_path / "a" / "1.csv").write_text(
+        HEADER + good + good + "s,,x,2026-01-01T00:00:00Z,page_viewed,,,\n"
+    )
     (tmp_path / "a" / "2.csv").write_text(HEADER + good.replace(",b,", ",c,"))
     report = ingest([str(tmp_path / "a")], str(tmp_path / "out"))
-    assert report["read_per_file"] == {str(tmp_path / "a" / "1.csv"): 3, str(tmp_path / "a" / "2.csv"): 1}
+    assert report["read_per_file"] == {
+        str(tmp_path / "a" / "1.csv"): 3,
+        str(tmp_path / "a" / "2.csv"): 1,
+    }
     assert report["quarantined_by_reason"] == {"duplicate": 1, "missing_buyer_id": 1}
     assert report["read"] == report["kept"] + report["quarantined"] == 4
     q = pl.read_parquet(str(tmp_path / "out" / "quarantine" / "*.parquet"))
@@ -59,8 +64,10 @@ def test_duplicate_mask_finds_non_adjacent_repeats_only():
 
 def test_buckets_span_stores_and_outputs_stay_per_store(tmp_path):
     # The same buyer id in two stores is two buyers; one bucket holds both stores' rows.
-    rows = [f"{s},b1,x,2026-01-01T00:00:0{i}Z,product_viewed,p,1.0,\n"
-            for i, s in enumerate(["s1", "s2", "s1", "s/3"])]
+    rows = [
+        f"{s},b1,x,2026-01-01T00:00:0{i}Z,product_viewed,p,1.0,\n"
+        for i, s in enumerate(["s1", "s2", "s1", "s/3"])
+    ]
     report = ingest([_write(tmp_path, rows)], str(tmp_path / "out"), buckets=1)
     assert (report["kept"], report["buyers"], report["sessions"]) == (4, 3, 3)
     assert report["stores"] == ["s/3", "s1", "s2"]

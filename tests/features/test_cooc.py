@@ -13,8 +13,9 @@ from simpersona_jax.features.build import build_buyers
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
 
-def _events(store_id: str, n_buyers: int = 80, content: bool = False,
-            seed: int = 0) -> pl.DataFrame:
+def _events(
+    store_id: str, n_buyers: int = 80, content: bool = False, seed: int = 0
+) -> pl.DataFrame:
     """Buyers of 4 tastes, each viewing items of its taste group (10 items a group)."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -22,12 +23,20 @@ def _events(store_id: str, n_buyers: int = 80, content: bool = False,
         for s in range(2):
             for k in range(4):
                 item = (b % 4) * 10 + int(rng.integers(10))
-                rows.append(dict(store_id=store_id, buyer_id=f"b{b}", session_id=f"b{b}#{s}",
-                                 event_time=T0 + dt.timedelta(days=s, minutes=k),
-                                 event_type="product_viewed", product_id=f"p{item}",
-                                 category=f"group{item // 10}" if content else None))
-    return pl.DataFrame(rows, schema_overrides={k: v for k, v in schema.SCHEMA.items()
-                                                if k in rows[0]})
+                rows.append(
+                    dict(
+                        store_id=store_id,
+                        buyer_id=f"b{b}",
+                        session_id=f"b{b}#{s}",
+                        event_time=T0 + dt.timedelta(days=s, minutes=k),
+                        event_type="product_viewed",
+                        product_id=f"p{item}",
+                        category=f"group{item // 10}" if content else None,
+                    )
+                )
+    return pl.DataFrame(
+        rows, schema_overrides={k: v for k, v in schema.SCHEMA.items() if k in rows[0]}
+    )
 
 
 def _write(events_dir, frame: pl.DataFrame):
@@ -55,7 +64,7 @@ def test_id_only_store_gets_behavioural_vectors_and_content_store_keeps_content(
     _write(str(tmp_path / "events"), pl.concat([_events("ids"), _events("shop", content=True)]))
     stats = build_buyers(str(tmp_path / "events"), str(tmp_path / "buyers"))
     meta = store.read_meta(str(tmp_path / "buyers"))
-    x = store.load_arrays(str(tmp_path / "buyers"))["x"][:, 16:16 + 128]  # most-viewed slot
+    x = store.load_arrays(str(tmp_path / "buyers"))["x"][:, 16 : 16 + 128]  # most-viewed slot
     ids = (meta["store_id"] == "ids").to_numpy()
     assert (np.abs(x[ids]).sum(1) > 0).all()  # content-only: every one of these is all zero
     assert stats["product_embedders"] == {"ids": "cooc", "shop": "content"}

@@ -17,10 +17,16 @@ def test_deterministic_unit_norm_and_content_only():
 
 def test_similar_products_are_closer():
     e = embed.embed_products(
-        ["apparel.shoes.running", "apparel.shoes.running", "apparel.shoes.boots", "home.kitchen.pan"],
+        [
+            "apparel.shoes.running",
+            "apparel.shoes.running",
+            "apparel.shoes.boots",
+            "home.kitchen.pan",
+        ],
         ["acme", "nova", "acme", "terra"],
         ["Acme Pro Running 3", "Nova Lite Running 9", "Acme Pro Boots 1", "Terra Eco Pan 7"],
-        [59.0, 64.0, 80.0, 30.0])
+        [59.0, 64.0, 80.0, 30.0],
+    )
     sim = e @ e.T
     assert sim[0, 1] > sim[0, 3] and sim[0, 2] > sim[0, 3]
     assert sim[0, 1] > 0.3

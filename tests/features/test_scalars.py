@@ -23,24 +23,44 @@ def _events(rows):
 
 
 def _ev(sec, etype, session="s1", pid=None, price=None, cat=None, buyer="b1"):
-    return dict(store_id="st", buyer_id=buyer, session_id=session, event_time=T0 + dt.timedelta(seconds=sec),
-                event_type=etype, product_id=pid, price=price, category=cat, brand="br" if pid else None,
-                title=f"t {pid}" if pid else None, quantity=1 if "cart" in etype else None)
+    return dict(
+        store_id="st",
+        buyer_id=buyer,
+        session_id=session,
+        event_time=T0 + dt.timedelta(seconds=sec),
+        event_type=etype,
+        product_id=pid,
+        price=price,
+        category=cat,
+        brand="br" if pid else None,
+        title=f"t {pid}" if pid else None,
+        quantity=1 if "cart" in etype else None,
+    )
 
 
 def test_hand_computed_buyer():
-    ev = _events([
-        _ev(0, "page_viewed"), _ev(10, "collection_viewed", cat="a.b"),
-        _ev(20, "product_viewed", pid="p1", price=10.0, cat="a.b"),
-        _ev(40, "product_viewed", pid="p2", price=40.0, cat="a.c"),
-        _ev(60, "product_viewed", pid="p1", price=10.0, cat="a.b"),
-        _ev(70, "product_added_to_cart", pid="p1", price=10.0, cat="a.b"),
-        _ev(86400 + 0, "search_submitted", session="s2"),
-        _ev(86400 + 30, "product_viewed", session="s2", pid="p2", price=40.0, cat="a.c"),
-        _ev(86400 + 50, "product_added_to_cart", session="s2", pid="p2", price=40.0, cat="a.c"),
-        _ev(86400 + 60, "cart_viewed", session="s2"),
-        _ev(86400 + 70, "product_removed_from_cart", session="s2", pid="p2", price=40.0, cat="a.c"),
-    ])
+    ev = _events(
+        [
+            _ev(0, "page_viewed"),
+            _ev(10, "collection_viewed", cat="a.b"),
+            _ev(20, "product_viewed", pid="p1", price=10.0, cat="a.b"),
+            _ev(40, "product_viewed", pid="p2", price=40.0, cat="a.c"),
+            _ev(60, "product_viewed", pid="p1", price=10.0, cat="a.b"),
+            _ev(70, "product_added_to_cart", pid="p1", price=10.0, cat="a.b"),
+            _ev(86400 + 0, "search_submitted", session="s2"),
+            _ev(86400 + 30, "product_viewed", session="s2", pid="p2", price=40.0, cat="a.c"),
+            _ev(86400 + 50, "product_added_to_cart", session="s2", pid="p2", price=40.0, cat="a.c"),
+            _ev(86400 + 60, "cart_viewed", session="s2"),
+            _ev(
+                86400 + 70,
+                "product_removed_from_cart",
+                session="s2",
+                pid="p2",
+                price=40.0,
+                cat="a.c",
+            ),
+        ]
+    )
     medians = pl.LazyFrame({"store_id": ["st"], "median_price": [20.0]})
     row = scalars.buyer_table(ev, medians).row(0, named=True)
     assert row["stratum"] == 2  # C: carted, no checkout
@@ -66,8 +86,11 @@ def test_hand_computed_buyer():
 
 
 def test_rees46_buyer_by_hand(shared_datasets, tmp_path):
-    ingest([os.path.join(shared_datasets, "rees46", "2019-Oct-head.csv")], str(tmp_path),
-           store_id="rees46")
+    ingest(
+        [os.path.join(shared_datasets, "rees46", "2019-Oct-head.csv")],
+        str(tmp_path),
+        store_id="rees46",
+    )
     events = pl.scan_parquet(str(tmp_path / "events" / "**" / "*.parquet"), hive_partitioning=True)
     table = scalars.buyer_table(events, scalars.store_median_prices(events))
     purchasers = table.filter(pl.col("stratum") == 0)
@@ -78,6 +101,7 @@ def test_rees46_buyer_by_hand(shared_datasets, tmp_path):
     assert buyer["log_events"] == pytest.approx(math.log1p(raw.height))
     assert buyer["log_sessions"] == pytest.approx(math.log1p(raw["session_id"].n_unique()))
     assert buyer["atc_per_view"] == pytest.approx(
-        (raw["event_type"] == "product_added_to_cart").sum() / max(views.height, 1))
+        (raw["event_type"] == "product_added_to_cart").sum() / max(views.height, 1)
+    )
     bought = raw.filter(pl.col("event_type") == "checkout_completed").sort("event_time")
     assert buyer["last_purchased.product_id"] == bought["product_id"][-1]

@@ -29,7 +29,7 @@ def test_layout_and_standardisation(buyers_dir):
     masks = train["x"][:, -3:]
     assert set(np.unique(masks)) <= {0.0, 1.0}
     for k in range(3):  # a slot is all zeros exactly when its mask is 0
-        slot = train["x"][:, 16 + 128 * k:16 + 128 * (k + 1)]
+        slot = train["x"][:, 16 + 128 * k : 16 + 128 * (k + 1)]
         np.testing.assert_array_equal(np.abs(slot).sum(1) > 0, masks[:, k] > 0)
     # last_purchased slot present <=> stratum A
     np.testing.assert_array_equal(masks[:, 2] > 0, train["stratum"] == 0)
@@ -62,9 +62,25 @@ def test_loader_resumes_exactly_and_hosts_are_disjoint(buyers_dir):
     it2.set_state(state)
     for e in expected:
         np.testing.assert_array_equal(next(it2)["row"], e)
-    rows = [np.concatenate([next(store.make_loader(buyers_dir, "train", 32, seed=3, shard_index=h,
-                                                   shard_count=2, num_epochs=1, drop_remainder=False))["row"]])
-            for h in range(2)]
+    rows = [
+        np.concatenate(
+            [
+                next(
+                    store.make_loader(
+                        buyers_dir,
+                        "train",
+                        32,
+                        seed=3,
+                        shard_index=h,
+                        shard_count=2,
+                        num_epochs=1,
+                        drop_remainder=False,
+                    )
+                )["row"]
+            ]
+        )
+        for h in range(2)
+    ]
     assert len(rows[0]) == 16 and not set(rows[0]) & set(rows[1])
     with pytest.raises(ValueError, match="not divisible"):
         store.make_dataset(buyers_dir, "train", 33, seed=0, shard_index=0, shard_count=2)
@@ -79,8 +95,11 @@ def test_reference_stats_standardise_new_stores_identically(buyers_dir, tmp_path
     stats = store.read_stats(buyers_dir)
     again = build_buyers(events_dir, str(tmp_path / "b"), reference_stats=stats)
     assert again["mean"] == stats["mean"] and again["train_stores"] == []
-    np.testing.assert_allclose(store.load_arrays(str(tmp_path / "b"), "all")["x"],
-                               store.load_arrays(buyers_dir, "all")["x"], atol=1e-6)
+    np.testing.assert_allclose(
+        store.load_arrays(str(tmp_path / "b"), "all")["x"],
+        store.load_arrays(buyers_dir, "all")["x"],
+        atol=1e-6,
+    )
     assert store.split_rows(str(tmp_path / "b"), "train").size == 0
 
 
@@ -123,20 +142,28 @@ def test_epoch_order_is_a_pool_shuffle_that_keeps_reads_local():
     order = store.epoch_order(n, seed=1, epoch=0, pool_rows=pool)
     np.testing.assert_array_equal(np.sort(order), np.arange(n))
     for start in range(0, n, pool):  # each pool's rows come from 2 blocks, shuffled
-        blocks = np.unique(order[start:start + pool] // store.CHUNK_ROWS)
+        blocks = np.unique(order[start : start + pool] // store.CHUNK_ROWS)
         assert len(blocks) == 2
     assert not (np.diff(order[:pool]) == 1).all()
     np.testing.assert_array_equal(order, store.epoch_order(n, 1, 0, pool))
     assert not np.array_equal(order, store.epoch_order(n, 1, 1, pool))
-    np.testing.assert_array_equal(store.epoch_order(50, 1, 0, pool),
-                                  np.random.default_rng([1, 0]).permutation(50))
+    np.testing.assert_array_equal(
+        store.epoch_order(50, 1, 0, pool), np.random.default_rng([1, 0]).permutation(50)
+    )
 
 
 def test_shuffled_batches_visit_every_position_once_per_epoch(buyers_dir):
     src = store.BuyerSource(buyers_dir, "train", in_memory_bytes=0)
     positions = store.host_positions(len(src), 1, 2)
-    once = store.ShuffledBatches(src, 7, seed=0, positions=positions, num_epochs=2,
-                                 drop_remainder=False, pool_rows=store.CHUNK_ROWS)
+    once = store.ShuffledBatches(
+        src,
+        7,
+        seed=0,
+        positions=positions,
+        num_epochs=2,
+        drop_remainder=False,
+        pool_rows=store.CHUNK_ROWS,
+    )
     per_epoch = -(-len(positions) // 7)
     assert len(once) == 2 * per_epoch
     rows = [once[i]["row"] for i in range(per_epoch)]

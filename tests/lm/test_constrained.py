@@ -12,12 +12,21 @@ from simpersona_jax.lm.constrained import MAX_NEW, ConstrainedDecoder, extend, p
 from simpersona_jax.lm.model import Decoder
 from simpersona_jax.rollout.actions import parse_action
 
-OBS = "\n".join([
-    "page: product /s/p/p7", "title: Trail Runner", "price: $31.00", "cart: 0",
-    '[1] link "Home"', '[2] searchbox "Search"', '[3] button "Search"',
-    '[4] spinbutton "Quantity" value="1"', '[5] button "Add to cart"', '[6] link "Cart (0)"',
-    '[7] link "Wool Beanie — $12.00"',
-])
+OBS = "\n".join(
+    [
+        "page: product /s/p/p7",
+        "title: Trail Runner",
+        "price: $31.00",
+        "cart: 0",
+        '[1] link "Home"',
+        '[2] searchbox "Search"',
+        '[3] button "Search"',
+        '[4] spinbutton "Quantity" value="1"',
+        '[5] button "Add to cart"',
+        '[6] link "Cart (0)"',
+        '[7] link "Wool Beanie — $12.00"',
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +36,25 @@ def decoder(hf_models):
     text = 'click("12") fill("3", "red shoes") press("3", "Enter") go_back() stop()\n' + OBS
     tok = tok_lib.train_bpe([text] * 40, vocab_size=300)
     assert len(tok) <= cfg.vocab_size
-    return ConstrainedDecoder(cfg, params, tok, max_text_tokens=6, prompt_buckets=(64,),
-                              batch_buckets=(4, 8))
+    return ConstrainedDecoder(
+        cfg, params, tok, max_text_tokens=6, prompt_buckets=(64,), batch_buckets=(4, 8)
+    )
 
 
 def test_candidates_are_the_page_actions():
     got = [c.text for c in candidates(OBS, history=())]
-    assert got == ['click("1")', fill_prefix("2"), 'press("2", "Enter")', 'click("3")',
-                   fill_prefix("4"), 'press("4", "Enter")', 'click("5")', 'click("6")',
-                   'click("7")', "stop()"]
+    assert got == [
+        'click("1")',
+        fill_prefix("2"),
+        'press("2", "Enter")',
+        'click("3")',
+        fill_prefix("4"),
+        'press("4", "Enter")',
+        'click("5")',
+        'click("6")',
+        'click("7")',
+        "stop()",
+    ]
     assert fill_prefix("2") == 'fill("2", "'
     assert "go_back()" in [c.text for c in candidates(OBS, history=['click("1")'])]
     assert [c.text for c in candidates("page: home /s/\ncart: 0")] == ["stop()"]
@@ -49,7 +68,7 @@ def test_prefill_and_extend_match_a_full_forward(decoder):
     toks = np.zeros((b, p), np.int32)
     pad = np.full((b,), p - 1, np.int32)
     for i, q in enumerate(seqs):
-        toks[i, p - len(q):] = q
+        toks[i, p - len(q) :] = q
         pad[i] = p - len(q)
     logp, cache = prefill(decoder.params, toks, pad, cfg=decoder.cfg, length=p + 8)
     steps = [np.asarray(logp)]
@@ -57,7 +76,9 @@ def test_prefill_and_extend_match_a_full_forward(decoder):
     for i in range(3):
         logp, cache = extend(decoder.params, nxt[i], pad, cache, np.int32(p + i), cfg=decoder.cfg)
         steps.append(np.asarray(logp))
-    forward = jax.jit(lambda p, x: jax.nn.log_softmax(Decoder(decoder.cfg).apply({"params": p}, x)[0]))
+    forward = jax.jit(
+        lambda p, x: jax.nn.log_softmax(Decoder(decoder.cfg).apply({"params": p}, x)[0])
+    )
     for r, q in enumerate(seqs):
         full = np.asarray(q + nxt[:, r].tolist(), np.int32)[None]
         ref = np.asarray(forward(decoder.params, jnp.asarray(full))[0])

@@ -29,7 +29,9 @@ def test_sharded_import_from_many_files_matches_single_device(hf_models, tmp_pat
     assert q.sharding.is_equivalent_to(NS(mesh, P(None, "fsdp", "tensor", None)), 4)
     assert len(q.addressable_shards) == 8 and q.addressable_shards[0].data.shape == (2, 32, 1, 16)
     assert params["embedding"].sharding.is_equivalent_to(NS(mesh, P("tensor", "fsdp")), 2)
-    k = params["layers"]["attn"]["k_kernel"]  # 2 KV heads do not split over tensor=4: replicated there
+    k = params["layers"]["attn"][
+        "k_kernel"
+    ]  # 2 KV heads do not split over tensor=4: replicated there
     assert k.sharding.is_equivalent_to(NS(mesh, P(None, "fsdp", None, None)), 4)
     for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -44,7 +46,9 @@ def test_export_reload_round_trip(hf_models, token_batch, tmp_path, family):
     reloaded = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
     ids = torch.tensor(token_batch, dtype=torch.long)
     with torch.no_grad():
-        np.testing.assert_allclose(reloaded(ids).logits.numpy(), model(ids).logits.numpy(), atol=1e-5)
+        np.testing.assert_allclose(
+            reloaded(ids).logits.numpy(), model(ids).logits.numpy(), atol=1e-5
+        )
     _, again = hf.load_params(out)
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(again)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -53,14 +57,16 @@ def test_export_reload_round_trip(hf_models, token_batch, tmp_path, family):
 def test_export_with_persona_tokens_loads_in_transformers(hf_models, tmp_path):
     folder, _ = hf_models["qwen2"]  # untied: lm_head grows too
     cfg, params = hf.load_params(folder)
-    tok = tok_lib.train_bpe(["click(\"1\") fill(\"2\", \"shoes\") go_back() stop()"] * 50, vocab_size=290)
+    tok = tok_lib.train_bpe(['click("1") fill("2", "shoes") go_back() stop()'] * 50, vocab_size=290)
     n_real = len(tok)
     ids = tok_lib.add_persona_tokens(tok, 8)
     new_v = persona.padded_vocab_size(cfg, len(tok), 64)
     assert new_v == 320 and ids == list(range(n_real, n_real + 8))
     cfg2, params2 = persona.extend_vocab(cfg, params, ids, n_real, new_v, jax.random.key(0))
     out = str(tmp_path / "persona")
-    hf.save_pretrained(out, cfg2, params2, tok, extra_config={"simpersona": {"persona_token_ids": ids}})
+    hf.save_pretrained(
+        out, cfg2, params2, tok, extra_config={"simpersona": {"persona_token_ids": ids}}
+    )
     t2 = transformers.AutoTokenizer.from_pretrained(out)
     assert t2.convert_tokens_to_ids("<|persona_7|>") == ids[7]
     assert t2.encode("<|persona_3|>click", add_special_tokens=False)[0] == ids[3]

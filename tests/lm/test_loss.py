@@ -13,8 +13,10 @@ def _inputs(b=2, t=12, e=8, v=40, seed=0):
     rng = np.random.RandomState(seed)
     hidden = jnp.asarray(rng.normal(size=(b, t, e)), jnp.float32)
     w = jnp.asarray(rng.normal(size=(e, v)), jnp.float32)
-    batch = {"targets": jnp.asarray(rng.randint(0, v, (b, t)), jnp.int32),
-             "loss_mask": jnp.asarray(rng.rand(b, t) < 0.6, jnp.int32)}
+    batch = {
+        "targets": jnp.asarray(rng.randint(0, v, (b, t)), jnp.int32),
+        "loss_mask": jnp.asarray(rng.rand(b, t) < 0.6, jnp.int32),
+    }
     return hidden, w, batch
 
 
@@ -46,8 +48,12 @@ def test_chunk_size_divides_the_sequence():
 def test_no_full_logits_in_the_compiled_loss():
     """The compiled gradient never holds [B, T, V] logits, only [B, chunk, V] ones."""
     hidden, w, batch = _inputs(t=64, v=1000)
-    fn = jax.jit(jax.grad(lambda h, w: lm_loss.masked_loss(h, w, batch, chunk=8, dtype=jnp.float32)[0],
-                          argnums=(0, 1)))
+    fn = jax.jit(
+        jax.grad(
+            lambda h, w: lm_loss.masked_loss(h, w, batch, chunk=8, dtype=jnp.float32)[0],
+            argnums=(0, 1),
+        )
+    )
     hlo = fn.lower(hidden, w).compile().as_text()
     assert "f32[2,8,1000]" in hlo
     assert "f32[2,64,1000]" not in hlo

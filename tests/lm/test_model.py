@@ -7,12 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from hf_testing import hf_config, make_hf_model
 
 from simpersona_jax.lm import hf
 from simpersona_jax.lm import model as model_lib
 from simpersona_jax.lm.model import Decoder, init_cache
-
-from hf_testing import hf_config, make_hf_model
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -34,13 +33,18 @@ def test_logits_match_transformers(hf_models, token_batch, family):
     assert np.abs(got - ref).max() <= 1e-4
 
 
-@pytest.mark.parametrize("rope", [
-    dict(rope_type="linear", factor=2.0),
-    dict(rope_type="dynamic", factor=2.0),
-    dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=32),
-])
+@pytest.mark.parametrize(
+    "rope",
+    [
+        dict(rope_type="linear", factor=2.0),
+        dict(rope_type="dynamic", factor=2.0),
+        dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=32),
+    ],
+)
 def test_rope_variants_match_transformers(tmp_path, token_batch, rope):
-    config = hf_config("qwen2", rope_parameters=dict(rope_theta=10000.0, **rope), max_position_embeddings=128)
+    config = hf_config(
+        "qwen2", rope_parameters=dict(rope_theta=10000.0, **rope), max_position_embeddings=128
+    )
     model = make_hf_model(str(tmp_path), config, seed=1)
     with torch.no_grad():
         ref = model(torch.tensor(token_batch, dtype=torch.long)).logits.numpy()
@@ -81,11 +85,17 @@ def test_cached_decoding_matches_full_forward(hf_models, token_batch):
     full = forward(cfg, params, jnp.asarray(token_batch))
     t = token_batch.shape[1]
     cache = init_cache(cfg, 2, t + 3)
-    step = jax.jit(lambda p, x, pos, c, i: model.apply({"params": p}, x, pos, cache=c, write_index=i))
-    pre, cache = step(params, jnp.asarray(token_batch[:, :10]), jnp.arange(10)[None].repeat(2, 0), cache, 0)
+    step = jax.jit(
+        lambda p, x, pos, c, i: model.apply({"params": p}, x, pos, cache=c, write_index=i)
+    )
+    pre, cache = step(
+        params, jnp.asarray(token_batch[:, :10]), jnp.arange(10)[None].repeat(2, 0), cache, 0
+    )
     steps = [pre]
     for i in range(10, t):
-        out, cache = step(params, jnp.asarray(token_batch[:, i:i + 1]), jnp.full((2, 1), i), cache, i)
+        out, cache = step(
+            params, jnp.asarray(token_batch[:, i : i + 1]), jnp.full((2, 1), i), cache, i
+        )
         steps.append(out)
     np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
 
@@ -100,7 +110,9 @@ def test_last_only_prefill_matches_full_forward(hf_models, unroll):
 
     @functools.partial(jax.jit, static_argnums=0)
     def prefill(last_only, p):
-        return model.apply({"params": p}, ids, cache=init_cache(cfg, 2, 104), write_index=0, last_only=last_only)
+        return model.apply(
+            {"params": p}, ids, cache=init_cache(cfg, 2, 104), write_index=0, last_only=last_only
+        )
 
     (full, cache_full), (last, cache_last) = prefill(False, params), prefill(True, params)
     assert last.shape == (2, 1, cfg.vocab_size)
@@ -122,7 +134,9 @@ def test_remat_policies_same_gradients(hf_models, token_batch):
 
     @functools.partial(jax.jit, static_argnums=1)
     def grads(p, c):
-        return jax.grad(lambda p: jnp.mean(Decoder(c).apply({"params": p}, jnp.asarray(token_batch))[0] ** 2))(p)
+        return jax.grad(
+            lambda p: jnp.mean(Decoder(c).apply({"params": p}, jnp.asarray(token_batch))[0] ** 2)
+        )(p)
 
     g0 = grads(params, cfg)
     for policy in ("full", "dots_no_batch"):

@@ -4,25 +4,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from fake_traces import make_rows
 
 from simpersona_jax.lm import persona, prompt, sft
 from simpersona_jax.lm import tokenizer as tok_lib
 from simpersona_jax.lm.config import LMConfig
 
-from fake_traces import make_rows
-
 
 @pytest.fixture(scope="module")
 def tok():
     rows = make_rows(20)
-    t = tok_lib.train_bpe((r["observation"] + "\n" + r["action"] + "\n" + r["goal_intent"] for r in rows),
-                          vocab_size=400)
+    t = tok_lib.train_bpe(
+        (r["observation"] + "\n" + r["action"] + "\n" + r["goal_intent"] for r in rows),
+        vocab_size=400,
+    )
     tok_lib.add_persona_tokens(t, 4)
     return t
 
 
 def test_prompt_layout_and_truncation(tok):
-    text = prompt.build("Buy shoes", ['click("1")', 'fill("2", "a")'], "page: home /\ncart: 0", persona=3)
+    text = prompt.build(
+        "Buy shoes", ['click("1")', 'fill("2", "a")'], "page: home /\ncart: 0", persona=3
+    )
     assert text.splitlines()[:4] == ["<|persona_3|>", "goal: Buy shoes", "history:", 'click("1")']
     assert text.endswith("cart: 0\n<|persona_3|>\naction: ")  # repeated at the decision
     assert not prompt.build("g", [], "obs", persona=-1).startswith("<|persona")
@@ -35,7 +38,7 @@ def test_prompt_layout_and_truncation(tok):
     full = prompt.encode(tok, "Buy shoes", [], "page: home /", persona=2)
     assert tok.decode(full) == prompt.build("Buy shoes", [], "page: home /", persona=2)
     with pytest.raises(ValueError, match="one non-empty line"):
-        prompt.target("click(\"1\")\nstop()")
+        prompt.target('click("1")\nstop()')
 
 
 def test_tokenizer_persona_tokens_are_atomic(tok):
@@ -49,15 +52,17 @@ def test_tokenizer_persona_tokens_are_atomic(tok):
 
 def test_loss_mask_covers_action_tokens_only(tok):
     row = make_rows(1)[0]
-    (ids, on), = sft.encode_examples(tok, [row], goal_field="goal_neutral", max_len=512)
+    ((ids, on),) = sft.encode_examples(tok, [row], goal_field="goal_neutral", max_len=512)
     assert tok.decode(ids[on == 1]) == row["action"] + "\n" + tok.eos_token
     assert tok.decode(ids[on == 0]).endswith("action: ")
 
 
 def test_pack_places_whole_examples_and_masks_segments():
     rng = np.random.RandomState(0)
-    ex = [(rng.randint(1, 50, n).astype(np.int32), (np.arange(n) >= n - 3).astype(np.int32))
-          for n in (20, 9, 12, 5, 30, 7)]
+    ex = [
+        (rng.randint(1, 50, n).astype(np.int32), (np.arange(n) >= n - 3).astype(np.int32))
+        for n in (20, 9, 12, 5, 30, 7)
+    ]
     rows = sft.pack(ex, 32)
     assert rows["inputs"].shape[1] == 32 and len(rows["inputs"]) == 3  # 77 shifted tokens in 3 rows
     total = sum(len(i) - 1 for i, _ in ex)
@@ -76,8 +81,10 @@ def test_pack_places_whole_examples_and_masks_segments():
 
 def test_masked_loss_ignores_prompt_tokens():
     logits = jax.random.normal(jax.random.key(0), (2, 6, 11))
-    batch = {"targets": jnp.array([[1, 2, 3, 4, 5, 6]] * 2) % 11,
-             "loss_mask": jnp.array([[0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 1, 1]])}
+    batch = {
+        "targets": jnp.array([[1, 2, 3, 4, 5, 6]] * 2) % 11,
+        "loss_mask": jnp.array([[0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 1, 1]]),
+    }
     loss, m = sft.masked_loss(logits, batch)
     per = sft.token_losses(logits, batch["targets"])
     np.testing.assert_allclose(loss, (per[0, 3] + per[0, 4] + per[1, 4] + per[1, 5]) / 4, rtol=1e-6)
@@ -102,7 +109,11 @@ def test_extend_vocab_mean_std_and_projection():
     params = {"embedding": emb, "lm_head": emb.T * 3}
     ids = list(range(90, 110))
     cfg2, p2 = persona.extend_vocab(cfg, params, ids, 90, 128, jax.random.key(0))
-    assert cfg2.vocab_size == 128 and p2["embedding"].shape == (128, 8) and p2["lm_head"].shape == (8, 128)
+    assert (
+        cfg2.vocab_size == 128
+        and p2["embedding"].shape == (128, 8)
+        and p2["lm_head"].shape == (8, 128)
+    )
     np.testing.assert_array_equal(p2["embedding"][:90], emb[:90])
     new = np.asarray(p2["embedding"][90:110])
     assert abs(new.mean() - float(emb[:90].mean())) < 0.6 and 1.0 < new.std() < 3.5
@@ -112,7 +123,9 @@ def test_extend_vocab_mean_std_and_projection():
     codes = np.random.RandomState(0).randn(20, 6).astype(np.float32)
     proj = persona.init_projection(jax.random.key(2), codes, p2["embedding"], 90)
     table = persona.project_rows(p2["embedding"], proj, codes, ids)
-    np.testing.assert_allclose(table[np.asarray(ids)], codes @ proj["kernel"] + proj["bias"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        table[np.asarray(ids)], codes @ proj["kernel"] + proj["bias"], rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_array_equal(table[:90], emb[:90])
 
 
@@ -149,7 +162,10 @@ def test_mix_goals_is_per_session_and_hits_the_fraction():
     assert 0.4 < share < 0.6
     per_session = out.group_by("session_id").agg(pl.col(sft.MIXED_GOAL).n_unique())
     assert per_session[sft.MIXED_GOAL].max() == 1  # a session keeps one goal
-    assert sft.mix_goals(df, "goal_intent", 0.0)[sft.MIXED_GOAL].to_list() == df["goal_intent"].to_list()
+    assert (
+        sft.mix_goals(df, "goal_intent", 0.0)[sft.MIXED_GOAL].to_list()
+        == df["goal_intent"].to_list()
+    )
     with pytest.raises(ValueError, match="neutral_fraction"):
         sft.mix_goals(df, "goal_intent", 1.5)
 
@@ -159,12 +175,18 @@ def test_drop_personas_blanks_whole_sessions():
 
     df = pl.DataFrame(make_rows(400))
     out = sft.drop_personas(df, 0.25)
-    dropped = out.filter(pl.col("persona") == -1)["session_id"].n_unique() / df["session_id"].n_unique()
+    dropped = (
+        out.filter(pl.col("persona") == -1)["session_id"].n_unique() / df["session_id"].n_unique()
+    )
     assert 0.15 < dropped < 0.35
     assert out.group_by("session_id").agg(pl.col("persona").n_unique())["persona"].max() == 1
     kept = out.filter(pl.col("persona") >= 0)
-    assert kept["persona"].to_list() == df.join(kept.select("session_id", "step"),
-                                                on=["session_id", "step"])["persona"].to_list()
+    assert (
+        kept["persona"].to_list()
+        == df.join(kept.select("session_id", "step"), on=["session_id", "step"])[
+            "persona"
+        ].to_list()
+    )
 
 
 def test_oversample_decisions_repeats_decision_pages_only():

@@ -24,8 +24,15 @@ def _config(mode="all", mesh=None):
 
 def _compiled(mode="all", mesh=None):
     c = _config(mode, mesh)
-    cfg = LMConfig(vocab_size=512, hidden_size=64, intermediate_size=192, num_layers=2, num_heads=4,
-                   num_kv_heads=2, head_dim=16)
+    cfg = LMConfig(
+        vocab_size=512,
+        hidden_size=64,
+        intermediate_size=192,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        head_dim=16,
+    )
     task = SFTTask.for_shapes(c, cfg, 512)
     assert task.cfg.vocab_size == 640  # 520 ids padded to persona.vocab_multiple=128
     return compile_lib.compile_train_step(c, task, jax.devices()[:8])
@@ -63,7 +70,14 @@ def test_parameters_stay_sharded_and_are_gathered(fsdp_only):
     colls = compile_lib.collectives(fsdp_only.hlo)
     assert colls.get("all-gather", (0, 0))[0] > 0
     mem = compile_lib.memory(fsdp_only)
-    cfg = LMConfig(vocab_size=640, hidden_size=64, intermediate_size=192, num_layers=2, num_heads=4,
-                   num_kv_heads=2, head_dim=16)
+    cfg = LMConfig(
+        vocab_size=640,
+        hidden_size=64,
+        intermediate_size=192,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        head_dim=16,
+    )
     replicated_state = 3 * 4 * cfg.num_params()  # params + Adam mu, nu in f32 on every device
     assert mem["argument"] < 0.5 * replicated_state

@@ -7,14 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from fake_traces import write_traces
 
 from simpersona_jax.lm import hf
 from simpersona_jax.lm.experiment import sft_config
 from simpersona_jax.lm.policy import LMPolicy, Request
 from simpersona_jax.lm.task import SFTTask
 from simpersona_jax.training import optim, train
-
-from fake_traces import write_traces
 
 
 def _config(traces, **over):
@@ -29,8 +28,16 @@ def _config(traces, **over):
     c.persona.num_personas = 4
     c.persona.vocab_multiple = 64
     c.lm.tokenizer_vocab_size = 400
-    c.lm.model.update(dict(hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2, num_kv_heads=1,
-                           head_dim=16))
+    c.lm.model.update(
+        dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_layers=1,
+            num_heads=2,
+            num_kv_heads=1,
+            head_dim=16,
+        )
+    )
     c.update_from_flattened_dict(over)
     return c
 
@@ -47,9 +54,17 @@ def runs(tmp_path_factory):
 def test_stage1_sharded_trains_only_persona_rows(runs):
     root, traces = runs
     base_cfg, base = hf.load_params(os.path.join(root, "base", "hf"))
-    c = _config(traces, num_steps=3, seed=3, mesh={"data": 2, "fsdp": 2, "tensor": 2},
-                **{"lm.init_from": os.path.join(root, "base", "hf"), "train.mode": "persona_rows",
-                   "optimizer.learning_rate": 0.05})
+    c = _config(
+        traces,
+        num_steps=3,
+        seed=3,
+        mesh={"data": 2, "fsdp": 2, "tensor": 2},
+        **{
+            "lm.init_from": os.path.join(root, "base", "hf"),
+            "train.mode": "persona_rows",
+            "optimizer.learning_rate": 0.05,
+        },
+    )
     task = SFTTask(c)
     ids = task.persona_ids
     n_real = min(ids)
@@ -60,15 +75,21 @@ def test_stage1_sharded_trains_only_persona_rows(runs):
     assert emb.shape[0] == task.cfg.vocab_size
     # Every row that existed before is bit-for-bit unchanged, and so is every other parameter.
     np.testing.assert_array_equal(emb[:n_real], np.asarray(base["embedding"])[:n_real])
-    for path in [("final_norm", "scale"), ("layers", "attn", "q_kernel"), ("layers", "mlp", "down_kernel"),
-                 ("layers", "attn", "k_norm", "scale")]:
+    for path in [
+        ("final_norm", "scale"),
+        ("layers", "attn", "q_kernel"),
+        ("layers", "mlp", "down_kernel"),
+        ("layers", "attn", "k_norm", "scale"),
+    ]:
         a, b = params, base
         for k in path:
             a, b = a[k], b[k]
         assert np.array_equal(np.asarray(a), np.asarray(b)), path
     assert jax.tree.structure(params) == jax.tree.structure(base)
-    for a, b in zip(jax.tree.leaves({k: v for k, v in params.items() if k != "embedding"}),
-                    jax.tree.leaves({k: v for k, v in base.items() if k != "embedding"})):
+    for a, b in zip(
+        jax.tree.leaves({k: v for k, v in params.items() if k != "embedding"}),
+        jax.tree.leaves({k: v for k, v in base.items() if k != "embedding"}),
+    ):
         assert np.array_equal(np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32))
     # Persona rows did train; every other row (incl. padding rows) is bit-for-bit its initial value.
     init = np.asarray(jax.device_get(task.initial_params(jax.random.key(0), None)["embedding"]))
@@ -76,7 +97,10 @@ def test_stage1_sharded_trains_only_persona_rows(runs):
     others = np.setdiff1d(np.arange(emb.shape[0]), ids)
     assert np.array_equal(emb[others].view(np.uint32), init[others].view(np.uint32))
     ev = result.eval
-    assert 0.0 <= ev["action_acc"] <= 1.0 and {"action_acc/persona_0", "action_acc/persona_1"} <= set(ev)
+    assert 0.0 <= ev["action_acc"] <= 1.0 and {
+        "action_acc/persona_0",
+        "action_acc/persona_1",
+    } <= set(ev)
 
 
 def test_stage2_sharded_matches_single_device_and_policy_acts(runs):
@@ -84,18 +108,36 @@ def test_stage2_sharded_matches_single_device_and_policy_acts(runs):
     stage1 = os.path.join(root, "stage1", "hf")
     assert os.path.exists(os.path.join(stage1, "config.json")), "stage 1 test must run first"
     finals = {}
-    for name, mesh in [("one", {"num_devices": 1, "data": 1}), ("eight", {"data": 2, "fsdp": 2, "tensor": 2})]:
-        c = _config(traces, num_steps=2, mesh=mesh, **{"lm.init_from": stage1, "data.goal_field": "goal_intent"})
+    for name, mesh in [
+        ("one", {"num_devices": 1, "data": 1}),
+        ("eight", {"data": 2, "fsdp": 2, "tensor": 2}),
+    ]:
+        c = _config(
+            traces,
+            num_steps=2,
+            mesh=mesh,
+            **{"lm.init_from": stage1, "data.goal_field": "goal_intent"},
+        )
         task = SFTTask(c)
         assert task.persona_ids == list(range(min(task.persona_ids), min(task.persona_ids) + 4))
-        finals[name] = jax.device_get(train(c, os.path.join(root, "stage2_" + name), task).state.params)
+        finals[name] = jax.device_get(
+            train(c, os.path.join(root, "stage2_" + name), task).state.params
+        )
     for a, b in zip(jax.tree.leaves(finals["one"]), jax.tree.leaves(finals["eight"])):
         np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4)
 
     policy = LMPolicy(os.path.join(root, "stage2_one", "hf"), max_new_tokens=16)
     obs = 'page: product /products/p001\ntitle: Canvas Tote\nprice: $17.00\ncart: 0\n[4] button "Add to cart"'
-    reqs = [Request(goal="Browse the store as you usually would.", history=['click("5")'], observation=obs,
-                    persona=k % 4, seed=k) for k in range(3)]
+    reqs = [
+        Request(
+            goal="Browse the store as you usually would.",
+            history=['click("5")'],
+            observation=obs,
+            persona=k % 4,
+            seed=k,
+        )
+        for k in range(3)
+    ]
     acts = policy.act(reqs)
     assert len(acts) == 3 and all(isinstance(a, str) and "\n" not in a for a in acts)
     assert policy.act(reqs) == acts
@@ -108,10 +150,18 @@ def test_code_projection_stage1_moves_only_the_projection(runs, tmp_path):
     root, traces = runs
     codes = np.random.RandomState(0).randn(4, 6).astype(np.float32)
     np.save(tmp_path / "codes.npy", codes)
-    c = _config(traces, num_steps=2, **{"lm.init_from": os.path.join(root, "base", "hf"),
-                                        "train.mode": "persona_rows", "persona.init": "code_projection",
-                                        "persona.codes_path": str(tmp_path / "codes.npy"),
-                                        "optimizer.learning_rate": 0.05, "optimizer.warmup_steps": 0})
+    c = _config(
+        traces,
+        num_steps=2,
+        **{
+            "lm.init_from": os.path.join(root, "base", "hf"),
+            "train.mode": "persona_rows",
+            "persona.init": "code_projection",
+            "persona.codes_path": str(tmp_path / "codes.npy"),
+            "optimizer.learning_rate": 0.05,
+            "optimizer.warmup_steps": 0,
+        },
+    )
     task = SFTTask(c)
     batch = task.init_sample()
     params = nn.meta.unbox(task.init(jax.random.key(0), batch))["params"]
@@ -125,10 +175,15 @@ def test_code_projection_stage1_moves_only_the_projection(runs, tmp_path):
     for k in params:
         if k != "persona_proj":
             for a, b in zip(jax.tree.leaves(new[k]), jax.tree.leaves(params[k])):
-                assert np.array_equal(np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32)), k
+                assert np.array_equal(
+                    np.asarray(a).view(np.uint32), np.asarray(b).view(np.uint32)
+                ), k
     table = task._lm_params(new)["embedding"]
-    np.testing.assert_allclose(np.asarray(table)[task.persona_ids],
-                               codes @ new["persona_proj"]["kernel"] + new["persona_proj"]["bias"], atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(table)[task.persona_ids],
+        codes @ new["persona_proj"]["kernel"] + new["persona_proj"]["bias"],
+        atol=1e-5,
+    )
 
 
 def test_persona_check_sees_a_learned_persona(tmp_path):
@@ -138,9 +193,17 @@ def test_persona_check_sees_a_learned_persona(tmp_path):
     from simpersona_jax.lm import persona_eval
 
     traces = write_traces(str(tmp_path / "traces"), n_sessions=120, seed=5)
-    c = _config(traces, num_steps=300, **{"persona.num_personas": 2, "data.goal_field": "goal_neutral",
-                                         "data.max_eval_examples": 128, "data.eval_fraction": 0.3,
-                                         "optimizer.learning_rate": 0.01})
+    c = _config(
+        traces,
+        num_steps=300,
+        **{
+            "persona.num_personas": 2,
+            "data.goal_field": "goal_neutral",
+            "data.max_eval_examples": 128,
+            "data.eval_fraction": 0.3,
+            "optimizer.learning_rate": 0.01,
+        },
+    )
     task = SFTTask(c)
     params = train(c, str(tmp_path / "run"), task).state.params
     rows = task.eval_trace_rows
@@ -150,7 +213,8 @@ def test_persona_check_sees_a_learned_persona(tmp_path):
     assert r["nll_gain_vs_mismatched"]["ci95"][0] > 0, r
     atc = r["add_to_cart"]
     assert set(atc["per_stratum"]) == {"A", "D"} and atc["n"] == sum(
-        v["n"] for v in atc["per_stratum"].values())
+        v["n"] for v in atc["per_stratum"].values()
+    )
     assert 0.0 <= atc["accuracy"] <= 1.0 and atc["majority_accuracy"] >= 0.5
     assert "mismatched - matched" in persona_eval.format_report(r)
 
@@ -158,8 +222,10 @@ def test_persona_check_sees_a_learned_persona(tmp_path):
 def test_decision_actions_and_mismatched_personas():
     from simpersona_jax.lm import persona_eval
 
-    obs = 'page: product /products/p001\ntitle: T\nprice: $1.00\ncart: 0\n[3] spinbutton "Quantity" value="1"\n' \
-          '[4] button "Add to cart"'
+    obs = (
+        'page: product /products/p001\ntitle: T\nprice: $1.00\ncart: 0\n[3] spinbutton "Quantity" value="1"\n'
+        '[4] button "Add to cart"'
+    )
     assert persona_eval.decision_action(obs, "add_to_cart") == 'click("4")'
     assert persona_eval.decision_action(obs, "checkout") is None
     cart = 'page: cart /cart\ncart: 1\n[7] link "Proceed to checkout"'
@@ -190,17 +256,25 @@ def test_persona_lr_multiplier_speeds_only_the_projection(runs, tmp_path):
     np.save(tmp_path / "codes.npy", codes)
     steps = {}
     for mult in (1.0, 10.0):
-        c = _config(traces, num_steps=10, **{"persona.init": "code_projection",
-                                             "persona.codes_path": str(tmp_path / "codes.npy"),
-                                             "persona.lr_multiplier": mult,
-                                             "optimizer.warmup_steps": 0})
+        c = _config(
+            traces,
+            num_steps=10,
+            **{
+                "persona.init": "code_projection",
+                "persona.codes_path": str(tmp_path / "codes.npy"),
+                "persona.lr_multiplier": mult,
+                "optimizer.warmup_steps": 0,
+            },
+        )
         task = SFTTask(c)
         batch = task.init_sample()
         params = nn.meta.unbox(task.init(jax.random.key(0), batch))["params"]
         tx = task.make_optimizer(c.optimizer) or optim.default_optimizer(c.optimizer, 10)
         grads = jax.grad(lambda p: task.loss(p, {}, batch, None, 0)[0])(params)
         updates, _ = tx.update(grads, tx.init(params), params)
-        steps[mult] = (float(jnp.abs(updates["persona_proj"]["kernel"]).max()),
-                       float(jnp.abs(updates["final_norm"]["scale"]).max()))
+        steps[mult] = (
+            float(jnp.abs(updates["persona_proj"]["kernel"]).max()),
+            float(jnp.abs(updates["final_norm"]["scale"]).max()),
+        )
     assert steps[10.0][0] == pytest.approx(10 * steps[1.0][0], rel=1e-3)
     assert steps[10.0][1] == pytest.approx(steps[1.0][1], rel=1e-3)

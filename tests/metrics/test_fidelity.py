@@ -18,28 +18,52 @@ def _events(sessions):
     rows = []
     for store, buyer, session, types in sessions:
         for i, t in enumerate(types):
-            rows.append(dict(store_id=store, buyer_id=buyer, session_id=session,
-                             event_time=T0 + dt.timedelta(seconds=i), event_type=t))
+            rows.append(
+                dict(
+                    store_id=store,
+                    buyer_id=buyer,
+                    session_id=session,
+                    event_time=T0 + dt.timedelta(seconds=i),
+                    event_type=t,
+                )
+            )
     return pl.DataFrame(rows).pipe(lambda d: schema.conform(d.lazy()).collect())
 
 
 V, A, S, C = "product_viewed", "product_added_to_cart", "checkout_started", "checkout_completed"
-REAL = _events([("s", "r1", "a", [V, A, S, C]), ("s", "r1", "b", [V]),   # A buyer, 2 sessions
-                ("s", "r2", "c", [V, A]),                                   # C buyer
-                ("s", "r3", "d", [V]), ("s", "r3", "e", ["page_viewed"])])  # D buyer
-SIM = _events([("s", "x1", "1", [V, A, S, C]),                              # given r1's persona
-               ("s", "x2", "2", [V]),                                       # given r2's persona
-               ("s", "x3", "3", [V, A])])                                   # given r3's persona
+REAL = _events(
+    [
+        ("s", "r1", "a", [V, A, S, C]),
+        ("s", "r1", "b", [V]),  # A buyer, 2 sessions
+        ("s", "r2", "c", [V, A]),  # C buyer
+        ("s", "r3", "d", [V]),
+        ("s", "r3", "e", ["page_viewed"]),
+    ]
+)  # D buyer
+SIM = _events(
+    [
+        ("s", "x1", "1", [V, A, S, C]),  # given r1's persona
+        ("s", "x2", "2", [V]),  # given r2's persona
+        ("s", "x3", "3", [V, A]),
+    ]
+)  # given r3's persona
 
 
 def _population(stores, store, stratum, code, sessions, atc, purchased, given=None, stage=None):
     n = len(store)
     stage = np.tile([0, 0, 0, 1.0, 0], (n, 1)) if stage is None else np.asarray(stage, float)
     code = np.asarray(code)
-    return fid.Population(tuple(stores), np.asarray(store), np.asarray(stratum), code,
-                          code if given is None else np.asarray(given),
-                          np.asarray(sessions, float), np.asarray(atc, float),
-                          np.asarray(purchased, float), stage)
+    return fid.Population(
+        tuple(stores),
+        np.asarray(store),
+        np.asarray(stratum),
+        code,
+        code if given is None else np.asarray(given),
+        np.asarray(sessions, float),
+        np.asarray(atc, float),
+        np.asarray(purchased, float),
+        stage,
+    )
 
 
 def test_buyer_table_counts_sessions_and_one_session_strata():
@@ -59,12 +83,29 @@ def test_buyer_table_counts_sessions_and_one_session_strata():
 
 def _hand_populations():
     """The events of test_population as buyer tables: real r1 (A), r2 (C), r3 (D); sim x1..x3."""
-    real = fid.buyer_table(REAL, pl.DataFrame({
-        "store_id": ["s"] * 3, "buyer_id": ["r1", "r2", "r3"], "stratum": [0, 2, 3],
-        "code": [1, 2, 3]}))
-    sim = fid.buyer_table(SIM, pl.DataFrame({
-        "store_id": ["s"] * 3, "buyer_id": ["x1", "x2", "x3"], "stratum": [0, 2, 3],
-        "code": [1, 2, 3]}), min_sessions=1)
+    real = fid.buyer_table(
+        REAL,
+        pl.DataFrame(
+            {
+                "store_id": ["s"] * 3,
+                "buyer_id": ["r1", "r2", "r3"],
+                "stratum": [0, 2, 3],
+                "code": [1, 2, 3],
+            }
+        ),
+    )
+    sim = fid.buyer_table(
+        SIM,
+        pl.DataFrame(
+            {
+                "store_id": ["s"] * 3,
+                "buyer_id": ["x1", "x2", "x3"],
+                "stratum": [0, 2, 3],
+                "code": [1, 2, 3],
+            }
+        ),
+        min_sessions=1,
+    )
     return fid.Population.from_table(real, ["s"]), fid.Population.from_table(sim, ["s"])
 
 
@@ -73,8 +114,12 @@ def test_point_figures_by_hand():
     out = fid.evaluate(real, {"arm": sim}, {1: True, 2: False, 3: False}, n_boot=50)
     arm = out["arms"]["arm"]
     # A: real ATC 1/2, PUR 1/2 vs sim 1, 1 -> 0.5; C: ΔATC = 1 -> 0.5; D: ΔATC = 1 -> 0.5; no B
-    assert {k: v["value"] for k, v in arm["ara_per_stratum"].items()} == \
-        {"A": 0.5, "B": None, "C": 0.5, "D": 0.5}
+    assert {k: v["value"] for k, v in arm["ara_per_stratum"].items()} == {
+        "A": 0.5,
+        "B": None,
+        "C": 0.5,
+        "D": 0.5,
+    }
     assert arm["stratified_ara"]["value"] == pytest.approx(0.5)
     # per code: code 1 = r1 (ATC 1/2, PUR 1/2) vs x1 (1, 1): 0.5; code 2 = r2 (1, 0) vs x2 (0, 0):
     # 0.5; code 3 = r3 (0, 0) vs x3 (1, 0): 0.5; each code 1/3 of the simulated buyers
@@ -105,7 +150,7 @@ def test_two_proportion_z_matches_scipy():
     for x1, n1, x2, n2 in ((12, 80, 3, 40), (5, 200, 9, 60), (0, 30, 4, 30)):
         z, p = fid.two_proportion_z(x1, n1, x2, n2)
         chi2, p_ref, _, _ = stats.chi2_contingency([[x1, n1 - x1], [x2, n2 - x2]], correction=False)
-        assert z ** 2 == pytest.approx(chi2) and p == pytest.approx(p_ref)
+        assert z**2 == pytest.approx(chi2) and p == pytest.approx(p_ref)
         assert np.sign(z) == np.sign(x2 / n2 - x1 / n1)
     assert fid.two_proportion_z(0, 30, 0, 60) == (0.0, 1.0)
 
@@ -118,14 +163,19 @@ def test_cohens_d_is_the_pooled_sd_formula_over_sessions():
     atc = np.array([rng.integers(0, s + 1) for s in sessions], float)
     p = _population(["s"], np.zeros(n, int), np.zeros(n, int), code, sessions, atc, atc * 0)
     high = {0: True, 1: True, 2: False, 3: False}
-    d = fid._cohens_d(np.ones((1, n)), p, np.isin(code, [0, 1]).astype(float),
-                      np.isin(code, [2, 3]).astype(float), p.atc)[0]
-    per_session = [np.r_[np.ones(int(a)), np.zeros(int(s - a))]
-                   for a, s in zip(atc, sessions)]
+    d = fid._cohens_d(
+        np.ones((1, n)),
+        p,
+        np.isin(code, [0, 1]).astype(float),
+        np.isin(code, [2, 3]).astype(float),
+        p.atc,
+    )[0]
+    per_session = [np.r_[np.ones(int(a)), np.zeros(int(s - a))] for a, s in zip(atc, sessions)]
     hi = np.concatenate([x for x, c in zip(per_session, code) if high[c]])
     lo = np.concatenate([x for x, c in zip(per_session, code) if not high[c]])
-    pooled = np.sqrt(((len(hi) - 1) * hi.var(ddof=1) + (len(lo) - 1) * lo.var(ddof=1))
-                     / (len(hi) + len(lo) - 2))
+    pooled = np.sqrt(
+        ((len(hi) - 1) * hi.var(ddof=1) + (len(lo) - 1) * lo.var(ddof=1)) / (len(hi) + len(lo) - 2)
+    )
     assert d == pytest.approx((hi.mean() - lo.mean()) / pooled)
     # code_intensity labels a code by its real members' purchase_hi mean
     real = pl.DataFrame({"code": [0, 0, 1, 1, -1], "purchase_hi": [1, 0, 0, 0, 1]})
@@ -139,9 +189,16 @@ def _random_populations(n_real, n_sim, seed=0, same=False):
         stratum = rng.integers(0, 4, n)
         atc = rng.binomial(sessions, np.where(stratum < 3, atc_p, 0.05), n)
         pur = np.minimum(atc, rng.binomial(sessions, np.where(stratum == 0, pur_p, 0.0), n))
-        return _population(["a", "b", "c", "d"], rng.integers(0, 4, n), stratum,
-                           rng.integers(0, 8, n), np.full(n, sessions), atc, pur,
-                           stage=rng.dirichlet(np.ones(5), n))
+        return _population(
+            ["a", "b", "c", "d"],
+            rng.integers(0, 4, n),
+            stratum,
+            rng.integers(0, 8, n),
+            np.full(n, sessions),
+            atc,
+            pur,
+            stage=rng.dirichlet(np.ones(5), n),
+        )
 
     return make(n_real, 3, 0.5, 0.4), make(n_sim, 1, *((0.5, 0.4) if same else (0.8, 0.1)))
 
@@ -187,7 +244,8 @@ def test_baselines_on_a_hand_made_population():
 
     grid_best = max(ara(a, p) for a in grid for p in grid)
     assert best["stratified_ara"]["value"] == pytest.approx(
-        ara(best["atc_rate_constant"], best["purchase_rate_constant"]))
+        ara(best["atc_rate_constant"], best["purchase_rate_constant"])
+    )
     assert grid_best <= best["stratified_ara"]["value"] + 1e-12
 
 
@@ -197,5 +255,16 @@ def test_evaluate_rejects_arms_with_other_buyers():
     with pytest.raises(ValueError, match="arm 'b' does not hold the same simulated buyers"):
         fid.evaluate(real, {"a": sim, "b": other}, {}, n_boot=10)
     with pytest.raises(ValueError, match="stores outside"):
-        fid.Population.from_table(pl.DataFrame({"store_id": ["zz"], "s_A": [1.0], "s_B": [0.0],
-                                                "s_C": [0.0], "s_D": [0.0], "s_E": [0.0]}), ["a"])
+        fid.Population.from_table(
+            pl.DataFrame(
+                {
+                    "store_id": ["zz"],
+                    "s_A": [1.0],
+                    "s_B": [0.0],
+                    "s_C": [0.0],
+                    "s_D": [0.0],
+                    "s_E": [0.0],
+                }
+            ),
+            ["a"],
+        )

@@ -28,12 +28,16 @@ def pick_sessions(events: pl.DataFrame, n: int) -> pl.DataFrame:
     """n sessions of at most 25 events: a quarter each with a removal, a purchase, a search,
     the rest the first others."""
     et = pl.col("event_type").cast(pl.String)
-    flags = (events.group_by("store_id", "session_id", maintain_order=True)
-             .agg((et == "product_removed_from_cart").any().alias("rm"),
-                  (et == "checkout_completed").any().alias("buy"),
-                  (et == "search_submitted").any().alias("search"),
-                  pl.len().alias("n"))
-             .filter(pl.col("n") <= 25))
+    flags = (
+        events.group_by("store_id", "session_id", maintain_order=True)
+        .agg(
+            (et == "product_removed_from_cart").any().alias("rm"),
+            (et == "checkout_completed").any().alias("buy"),
+            (et == "search_submitted").any().alias("search"),
+            pl.len().alias("n"),
+        )
+        .filter(pl.col("n") <= 25)
+    )
     keep: list[tuple] = []
     for flag in ("rm", "buy", "search", None):
         pool = flags if flag is None else flags.filter(pl.col(flag))
@@ -66,17 +70,24 @@ def check_replay(report, events, log_dir):
     replayed = {(r["store_id"], r["session_id"]) for r in report.rows}
     assert len(replayed) == report.replayed
     for store_id, session_id in replayed:
+
         def seq(frame):
             f = frame.filter(store_id=store_id, session_id=session_id).filter(
-                et.is_in(["product_viewed", "product_added_to_cart", "product_removed_from_cart"]))
+                et.is_in(["product_viewed", "product_added_to_cart", "product_removed_from_cart"])
+            )
             return [(e, p) for e, p in f.select(et, "product_id").iter_rows()]
 
         original = seq(events.sort("event_time", maintain_order=True))
         assert in_order(original, seq(log)), (session_id, original)
-        n_bought = events.filter(store_id=store_id, session_id=session_id,
-                                 event_type="checkout_completed").height
-        assert log.filter(store_id=store_id, session_id=session_id,
-                          event_type="checkout_completed").height == n_bought
+        n_bought = events.filter(
+            store_id=store_id, session_id=session_id, event_type="checkout_completed"
+        ).height
+        assert (
+            log.filter(
+                store_id=store_id, session_id=session_id, event_type="checkout_completed"
+            ).height
+            == n_bought
+        )
     # Trace rows: steps 0..n-1 per session, history = the previous <= 5 actions, ends in stop().
     by_session = {}
     for r in report.rows:
@@ -86,7 +97,7 @@ def check_replay(report, events, log_dir):
         actions = [r["action"] for r in rows]
         assert actions[-1] == "stop()"
         for i, r in enumerate(rows):
-            assert r["history"] == actions[max(0, i - 5):i]
+            assert r["history"] == actions[max(0, i - 5) : i]
             assert r["observation"].startswith("page: ")
             assert r["goal_intent"].endswith(".") and r["goal_neutral"]
     assert report.sessions_in == report.replayed + sum(report.dropped.values())
@@ -108,13 +119,25 @@ def synthetic(tmp_path_factory):
 def test_replay_synthetic_sessions(synthetic, browser, tmp_path):
     root, events = synthetic
     kinds = set(events["event_type"].cast(pl.String))
-    assert {"product_removed_from_cart", "checkout_completed", "search_submitted",
-            "collection_viewed", "cart_viewed", "checkout_started"} <= kinds
+    assert {
+        "product_removed_from_cart",
+        "checkout_completed",
+        "search_submitted",
+        "collection_viewed",
+        "cart_viewed",
+        "checkout_started",
+    } <= kinds
     catalogs = read_catalogs(f"{root}/catalog")
     with StorefrontServer(f"{root}/catalog", str(tmp_path / "log")) as server:
-        report = browser.run(replay_sessions(events, catalogs, server,
-                                             DriverConfig(concurrency=6, step_limit=120),
-                                             pool=browser.pool))
+        report = browser.run(
+            replay_sessions(
+                events,
+                catalogs,
+                server,
+                DriverConfig(concurrency=6, step_limit=120),
+                pool=browser.pool,
+            )
+        )
     assert report.sessions_in == 14
     assert report.replayed == 14, report.summary()
     check_replay(report, events, str(tmp_path / "log"))
@@ -130,11 +153,15 @@ def test_replay_rees46_sample(shared_datasets, browser, tmp_path):
     sample = pick_sessions(events, 10)
     assert sample["event_type"].cast(pl.String).is_in(["checkout_completed"]).any()
     with StorefrontServer(str(tmp_path / "catalog"), str(tmp_path / "log")) as server:
-        report = browser.run(replay_sessions(sample, catalogs, server,
-                                             DriverConfig(concurrency=6, step_limit=150),
-                                             pool=browser.pool))
+        report = browser.run(
+            replay_sessions(
+                sample,
+                catalogs,
+                server,
+                DriverConfig(concurrency=6, step_limit=150),
+                pool=browser.pool,
+            )
+        )
     assert report.sessions_in == 10
     assert report.replayed >= 9, report.summary()
     check_replay(report, sample, str(tmp_path / "log"))
-
-

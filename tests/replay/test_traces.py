@@ -20,11 +20,19 @@ def test_traces_cli(tmp_path):
     synth = default_config()
     synth.update(dict(num_stores=2, buyers_per_store=12, products_per_store=60))
     generate(synth, str(tmp_path / "synth"))
-    cmd = [sys.executable, "-m", "simpersona_jax.traces", "--config=experiments/traces.py",
-           f"--config.out_dir={out}", f"--config.data.dir={tmp_path / 'synth'}",
-           "--config.max_sessions=6",
-           "--config.max_events_per_session=15", "--config.rows_per_shard=40",
-           "--config.driver.concurrency=4", "--config.server_mode=thread"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "simpersona_jax.traces",
+        "--config=experiments/traces.py",
+        f"--config.out_dir={out}",
+        f"--config.data.dir={tmp_path / 'synth'}",
+        "--config.max_sessions=6",
+        "--config.max_events_per_session=15",
+        "--config.rows_per_shard=40",
+        "--config.driver.concurrency=4",
+        "--config.server_mode=thread",
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "6/6 sessions" in proc.stdout or "sessions in 6" in proc.stdout
@@ -40,7 +48,6 @@ def test_traces_cli(tmp_path):
     assert f"sessions in 6, replayed {summary['replayed']}" in proc.stdout
     # The storefront's log of the replay is canonical Parquet the buyer pipeline reads.
     assert os.path.isdir(out / "_storefront" / "events")
-
 
 
 def test_mistyped_data_dir_is_an_error_and_generates_nothing(tmp_path):

@@ -16,15 +16,27 @@ pytestmark = pytest.mark.browser
 
 
 def spec(shop, i, meta=None, path=""):
-    return EpisodeSpec(shop.store_url("shop_a") + path, "shop_a", f"drv-b{i}", f"drv-s{i}", meta=meta)
+    return EpisodeSpec(
+        shop.store_url("shop_a") + path, "shop_a", f"drv-b{i}", f"drv-s{i}", meta=meta
+    )
 
 
 def test_invalid_and_impossible_actions_become_error_lines(shop, browser, script_cls):
     policy = script_cls()
-    steps = ['click("999")', 'fill("1", "x")', "nonsense", 'press("2", "F5")', "go_back()",
-             ("click", "Follow us"), ("click", "Apparel"), "go_back()", 'click("2")']
-    [r] = browser.run(run_episodes([spec(shop, 0, steps)], policy, DriverConfig(step_limit=9),
-                                   pool=browser.pool))
+    steps = [
+        'click("999")',
+        'fill("1", "x")',
+        "nonsense",
+        'press("2", "F5")',
+        "go_back()",
+        ("click", "Follow us"),
+        ("click", "Apparel"),
+        "go_back()",
+        'click("2")',
+    ]
+    [r] = browser.run(
+        run_episodes([spec(shop, 0, steps)], policy, DriverConfig(step_limit=9), pool=browser.pool)
+    )
     assert r.outcome == "step_limit"
     errors = [s.error for s in r.steps]
     assert errors[0] == 'click("999"): no element with bid "999" on this page'
@@ -32,12 +44,13 @@ def test_invalid_and_impossible_actions_become_error_lines(shop, browser, script
     assert errors[2].startswith("invalid action: not an action call")
     assert errors[3].startswith("invalid action: unsupported key 'F5'")
     assert errors[4] == "go_back(): there is no previous page"
-    assert errors[5].endswith('"): navigation to https://example.com/shop_a blocked; only this '
-                              'store can be visited')
+    assert errors[5].endswith(
+        '"): navigation to https://example.com/shop_a blocked; only this store can be visited'
+    )
     assert errors[6:] == ["", "", ""]
     obs = [o for _, _, o in policy.seen]
     # Each error is the next observation's error line; the page stays where it was.
-    assert "error: click(\"999\"): no element" in obs[1].text
+    assert 'error: click("999"): no element' in obs[1].text
     assert obs[5].kind == "home" and obs[6].kind == "home" and "error: click" in obs[6].text
     assert obs[7].kind == "collection" and obs[8].kind == "home"  # go_back worked
     assert r.n_invalid == 2
@@ -77,25 +90,40 @@ WAYS_OUT = [  # (href given to the "Follow us" link, onclick script or None, URL
 def test_every_way_off_the_store_is_blocked_and_reported(shop, browser, script_cls):
     async def rewire(index, step, page):
         if step == 0:
-            await page.route("**/away", lambda route: route.fulfill(
-                status=302, headers={"location": "https://example.com/redirected"}))
+            await page.route(
+                "**/away",
+                lambda route: route.fulfill(
+                    status=302, headers={"location": "https://example.com/redirected"}
+                ),
+            )
         if step < len(WAYS_OUT):
             href, onclick, _ = WAYS_OUT[step]
-            await page.evaluate("""([href, onclick]) => {
+            await page.evaluate(
+                """([href, onclick]) => {
                 const a = [...document.querySelectorAll('a')]
                     .find(a => a.textContent === 'Follow us');
                 a.setAttribute('href', href);
                 a.onclick = onclick ? () => { eval(onclick); return false; } : null;
-            }""", [href, onclick])
+            }""",
+                [href, onclick],
+            )
 
     steps = [("click", "Follow us")] * len(WAYS_OUT) + [("click", "Apparel")]
-    [r] = browser.run(run_episodes([spec(shop, 50, steps)], script_cls(),
-                                   DriverConfig(step_limit=len(steps), action_timeout_s=10),
-                                   pool=browser.pool, step_hook=rewire))
+    [r] = browser.run(
+        run_episodes(
+            [spec(shop, 50, steps)],
+            script_cls(),
+            DriverConfig(step_limit=len(steps), action_timeout_s=10),
+            pool=browser.pool,
+            step_hook=rewire,
+        )
+    )
     assert r.outcome == "step_limit", (r.outcome, r.reason)
     for (href, _, url), step in zip(WAYS_OUT, r.steps):
-        assert re.match(r'click\("\d+"\): navigation to ' + re.escape(url), step.error), \
-            (href, step.error)
+        assert re.match(r'click\("\d+"\): navigation to ' + re.escape(url), step.error), (
+            href,
+            step.error,
+        )
         assert step.error.endswith("blocked; only this store can be visited")
         assert step.latency_s < 3, (href, step.latency_s)  # at once, not at a deadline
         assert step.observation.startswith("page: home /")  # still in the store
@@ -110,28 +138,41 @@ def test_every_way_off_the_store_is_blocked_and_reported(shop, browser, script_c
 async def _clicker(turns):
     out = []
     for t in turns:
-        links = [e.bid for e in t.observation.elements
-                 if e.role == "link" and e.href.startswith("/")]
+        links = [
+            e.bid for e in t.observation.elements if e.role == "link" and e.href.startswith("/")
+        ]
         out.append(f'click("{random.Random(t.index * 97 + t.step).choice(links)}")')
     return out
 
 
 def test_outcomes_and_batching(shop, browser, script_cls):
     policy = script_cls()
-    buy = [("click", "Trail Runner 0 — $20.00"), ("click", "Add to cart"), ("click", "Cart (1)"),
-           ("click", "Proceed to checkout"), ("fill", "Full name", "A"), ("fill", "Email", "a@b.c"),
-           ("fill", "Address", "x"), ("click", "Place order"), ("click", "Shop A")]
-    specs = [spec(shop, 10, buy, "c/apparel.shoes.running?sort=price_asc"),
-             spec(shop, 11, [("click", "Apparel")]),
-             spec(shop, 12, [("click", "Apparel")] * 3 + ['click("1")'] * 10)]
+    buy = [
+        ("click", "Trail Runner 0 — $20.00"),
+        ("click", "Add to cart"),
+        ("click", "Cart (1)"),
+        ("click", "Proceed to checkout"),
+        ("fill", "Full name", "A"),
+        ("fill", "Email", "a@b.c"),
+        ("fill", "Address", "x"),
+        ("click", "Place order"),
+        ("click", "Shop A"),
+    ]
+    specs = [
+        spec(shop, 10, buy, "c/apparel.shoes.running?sort=price_asc"),
+        spec(shop, 11, [("click", "Apparel")]),
+        spec(shop, 12, [("click", "Apparel")] * 3 + ['click("1")'] * 10),
+    ]
+
     async def slow(turns):  # a slow policy (an LM) lets the other episodes queue up
         # The first call waits long enough for the other episodes' first pages to load even on a
         # loaded machine (timing alone, 0.1 s, saw no batch under load); later calls are quick.
         await asyncio.sleep(3.0 if not policy.batch_sizes and len(turns) == 1 else 0.1)
         return await policy(turns)
 
-    results = browser.run(run_episodes(specs, slow, DriverConfig(concurrency=3, step_limit=5 + 3),
-                                       pool=browser.pool))
+    results = browser.run(
+        run_episodes(specs, slow, DriverConfig(concurrency=3, step_limit=5 + 3), pool=browser.pool)
+    )
     assert [r.outcome for r in results] == ["completed", "stopped", "step_limit"]
     assert len(results[0].steps) == 8 and len(results[1].steps) == 2 and len(results[2].steps) == 8
     assert max(policy.batch_sizes) >= 2  # waiting episodes are answered in one policy call
@@ -150,8 +191,11 @@ def test_policy_errors_are_crashes(shop, browser):
 
 
 def test_action_and_episode_deadlines(shop, browser):
-    [r] = browser.run(run_episodes([spec(shop, 30)], _clicker, DriverConfig(action_timeout_s=0.001),
-                                   pool=browser.pool))
+    [r] = browser.run(
+        run_episodes(
+            [spec(shop, 30)], _clicker, DriverConfig(action_timeout_s=0.001), pool=browser.pool
+        )
+    )
     assert (r.outcome, r.reason) == ("crashed", "action_deadline")
 
     async def slow(turns):
@@ -160,9 +204,14 @@ def test_action_and_episode_deadlines(shop, browser):
 
     # 0.4 s per turn against a 2.5 s deadline: at most 6 steps fit. No lower bound: on a loaded
     # machine the first page alone can take most of the deadline.
-    [r] = browser.run(run_episodes([spec(shop, 31)], slow,
-                                   DriverConfig(episode_timeout_s=2.5, step_limit=100),
-                                   pool=browser.pool))
+    [r] = browser.run(
+        run_episodes(
+            [spec(shop, 31)],
+            slow,
+            DriverConfig(episode_timeout_s=2.5, step_limit=100),
+            pool=browser.pool,
+        )
+    )
     assert (r.outcome, r.reason) == ("crashed", "episode_deadline")
     assert len(r.steps) <= 6
 
@@ -176,9 +225,15 @@ def test_page_crash(shop, browser):
             except Exception:  # noqa: BLE001 - the crashed target never answers
                 pass
 
-    results = browser.run(run_episodes([spec(shop, 40), spec(shop, 41)], _clicker,
-                                       DriverConfig(concurrency=2, step_limit=4),
-                                       pool=browser.pool, step_hook=crash))
+    results = browser.run(
+        run_episodes(
+            [spec(shop, 40), spec(shop, 41)],
+            _clicker,
+            DriverConfig(concurrency=2, step_limit=4),
+            pool=browser.pool,
+            step_hook=crash,
+        )
+    )
     assert (results[0].outcome, results[0].reason) == ("crashed", "page_crash")
     assert len(results[0].steps) == 2
     assert results[1].outcome == "step_limit"
@@ -211,8 +266,15 @@ def test_browser_killed_mid_run_every_episode_has_one_outcome(shop, browser):
 
     specs = [spec(shop, 100 + i) for i in range(n)]
     seen = []
-    results = browser.run(run_episodes(specs, killer, DriverConfig(concurrency=4, step_limit=4),
-                                       pool=browser.pool, on_result=lambda r: seen.append(r.index)))
+    results = browser.run(
+        run_episodes(
+            specs,
+            killer,
+            DriverConfig(concurrency=4, step_limit=4),
+            pool=browser.pool,
+            on_result=lambda r: seen.append(r.index),
+        )
+    )
     assert sorted(seen) == list(range(n)) and [r.index for r in results] == list(range(n))
     outcomes = collections.Counter((r.outcome, r.reason) for r in results)
     assert outcomes[("crashed", "browser_disconnected")] >= 1, outcomes
@@ -231,9 +293,14 @@ def test_new_browser_after_n_contexts(shop, browser):
     launches = browser.pool.launches
     browser.pool.contexts_per_browser = 2
     try:
-        results = browser.run(run_episodes([spec(shop, 200 + i) for i in range(5)], _clicker,
-                                           DriverConfig(concurrency=2, step_limit=2),
-                                           pool=browser.pool))
+        results = browser.run(
+            run_episodes(
+                [spec(shop, 200 + i) for i in range(5)],
+                _clicker,
+                DriverConfig(concurrency=2, step_limit=2),
+                pool=browser.pool,
+            )
+        )
     finally:
         browser.pool.contexts_per_browser = 200
     assert all(r.outcome == "step_limit" for r in results)

@@ -31,7 +31,9 @@ JOURNEY = [
 def journey(shop, browser, script_cls):
     policy = script_cls()
     spec = EpisodeSpec(shop.store_url("shop_a"), "shop_a", "obs-buyer", "obs-session", meta=JOURNEY)
-    [result] = browser.run(run_episodes([spec], policy, DriverConfig(step_limit=30), pool=browser.pool))
+    [result] = browser.run(
+        run_episodes([spec], policy, DriverConfig(step_limit=30), pool=browser.pool)
+    )
     shop.flush()
     return result, [o for _, _, o in policy.seen]
 
@@ -48,8 +50,12 @@ def test_home(journey):
     text = journey[1][0].text
     lines = text.splitlines()
     assert lines[:3] == ["page: home /s/shop_a/", "heading: Welcome to Shop A", "cart: 0"]
-    assert lines[3:7] == ['[1] link "Shop A"', '[2] searchbox "Search products"',
-                          '[3] button "Search"', '[4] link "Cart (0)"']
+    assert lines[3:7] == [
+        '[1] link "Shop A"',
+        '[2] searchbox "Search products"',
+        '[3] button "Search"',
+        '[4] link "Cart (0)"',
+    ]
     assert '[5] link "Apparel"' in lines and lines[-1].endswith('link "Follow us"')
     assert "buyer" not in text and "session" not in text  # visit ids never shown
 
@@ -73,8 +79,12 @@ def test_search(journey):
 
 def test_product(journey):
     o = journey[1][6]
-    assert o.text.splitlines()[:4] == ["page: product /s/shop_a/p/a012", "title: Trail Runner 12",
-                                       "price: $64.40", "cart: 0"]
+    assert o.text.splitlines()[:4] == [
+        "page: product /s/shop_a/p/a012",
+        "title: Trail Runner 12",
+        "price: $64.40",
+        "cart: 0",
+    ]
     assert '] spinbutton "Quantity" value="1"' in o.text and '] button "Add to cart"' in o.text
     assert '] link "Running"' in o.text  # breadcrumb
     added = journey[1][8]
@@ -112,12 +122,17 @@ def test_storefront_logged_the_journey_once(journey, shop):
 
 def test_alert_and_not_found_pages(shop, browser, script_cls):
     policy = script_cls()
-    specs = [EpisodeSpec(shop.store_url("shop_a") + "checkout", "shop_a", "o2", "o2", meta=[]),
-             EpisodeSpec(shop.store_url("shop_a") + "p/nope", "shop_a", "o3", "o3", meta=[])]
-    results = browser.run(run_episodes(specs, policy, DriverConfig(concurrency=2), pool=browser.pool))
+    specs = [
+        EpisodeSpec(shop.store_url("shop_a") + "checkout", "shop_a", "o2", "o2", meta=[]),
+        EpisodeSpec(shop.store_url("shop_a") + "p/nope", "shop_a", "o3", "o3", meta=[]),
+    ]
+    results = browser.run(
+        run_episodes(specs, policy, DriverConfig(concurrency=2), pool=browser.pool)
+    )
     assert [r.outcome for r in results] == ["stopped", "stopped"]
     empty, missing = (results[i].steps[0].observation for i in range(2))
-    assert empty.startswith("page: cart /s/shop_a/checkout\nheading: Your cart\ncart: 0\n"
-                            "alert: Your cart is empty.")
+    assert empty.startswith(
+        "page: cart /s/shop_a/checkout\nheading: Your cart\ncart: 0\nalert: Your cart is empty."
+    )
     assert missing.startswith("page: notfound /s/shop_a/p/nope\nheading: Not found\ncart: 0")
     assert '] link "Back to the home page"' in missing

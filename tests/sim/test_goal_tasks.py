@@ -21,10 +21,22 @@ def cat():
 def _log(*events):
     """Hand-made canonical events of one session: (event_type, product_id, category, price)."""
     t0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
-    return pl.DataFrame([dict(store_id="shop_a", buyer_id="b", session_id="s",
-                              event_time=t0 + dt.timedelta(seconds=k), event_type=e, product_id=p,
-                              category=c, price=price)
-                         for k, (e, p, c, price) in enumerate(events)], schema=SCHEMA)
+    return pl.DataFrame(
+        [
+            dict(
+                store_id="shop_a",
+                buyer_id="b",
+                session_id="s",
+                event_time=t0 + dt.timedelta(seconds=k),
+                event_type=e,
+                product_id=p,
+                category=c,
+                price=price,
+            )
+            for k, (e, p, c, price) in enumerate(events)
+        ],
+        schema=SCHEMA,
+    )
 
 
 def test_tasks_are_deterministic_and_state_reachable_goals(cat):
@@ -49,35 +61,48 @@ def test_tasks_are_deterministic_and_state_reachable_goals(cat):
         gt.tasks_for({"shop_a": cat}, ["shop_a", "nope"], 3)
     dealt = gt.tasks_for(catalogs_from_events(tiny_events()), ["shop_a", "shop_b"], 3)
     assert [t.task_id for t in dealt if t.kind == "browse"] == [
-        "shop_a-browse-0", "shop_a-browse-1", "shop_b-browse-0"]
+        "shop_a-browse-0",
+        "shop_a-browse-1",
+        "shop_b-browse-0",
+    ]
 
 
 def test_find_add_scoring():
     task = gt.GoalTask("t", "find_add", "shop_a", "g", product_id="a004")
-    assert gt.score_episode(task, _log(("product_added_to_cart", "a004", "x", 1.0)),
-                            "stopped") == (True, "")
-    assert gt.score_episode(task, _log(("product_viewed", "a004", "x", 1.0),
-                                       ("product_added_to_cart", "a002", "x", 1.0)),
-                            "stopped") == (False, "wrong_product")
-    assert gt.score_episode(task, _log(("product_viewed", "a004", "x", 1.0)),
-                            "step_limit") == (False, "no_add")
+    assert gt.score_episode(task, _log(("product_added_to_cart", "a004", "x", 1.0)), "stopped") == (
+        True,
+        "",
+    )
+    assert gt.score_episode(
+        task,
+        _log(("product_viewed", "a004", "x", 1.0), ("product_added_to_cart", "a002", "x", 1.0)),
+        "stopped",
+    ) == (False, "wrong_product")
+    assert gt.score_episode(task, _log(("product_viewed", "a004", "x", 1.0)), "step_limit") == (
+        False,
+        "no_add",
+    )
 
 
 def test_search_buy_scoring():
-    task = gt.GoalTask("t", "search_buy", "shop_a", "g", query="boots", cap=30,
-                       matches=frozenset({"a001", "a005"}))
-    ok = _log(("product_added_to_cart", "a001", "c", 23.7),
-              ("checkout_completed", "a001", "c", 23.7))
+    task = gt.GoalTask(
+        "t", "search_buy", "shop_a", "g", query="boots", cap=30, matches=frozenset({"a001", "a005"})
+    )
+    ok = _log(
+        ("product_added_to_cart", "a001", "c", 23.7), ("checkout_completed", "a001", "c", 23.7)
+    )
     assert gt.score_episode(task, ok, "completed") == (True, "")
-    over = _log(("checkout_completed", "a001", "c", 23.7),
-                ("checkout_completed", "a005", "c", 38.5))
+    over = _log(
+        ("checkout_completed", "a001", "c", 23.7), ("checkout_completed", "a005", "c", 38.5)
+    )
     assert gt.score_episode(task, over, "completed") == (False, "over_cap")
     at_cap = _log(("checkout_completed", "a001", "c", 30.0))
     assert gt.score_episode(task, at_cap, "completed") == (False, "over_cap")  # "under $30"
     other = _log(("checkout_completed", "a000", "c", 20.0))
     assert gt.score_episode(task, other, "completed") == (False, "no_match")
-    added_only = _log(("product_added_to_cart", "a001", "c", 23.7),
-                      ("checkout_started", None, None, None))
+    added_only = _log(
+        ("product_added_to_cart", "a001", "c", 23.7), ("checkout_started", None, None, None)
+    )
     assert gt.score_episode(task, added_only, "stopped") == (False, "no_purchase")
     with pytest.raises(ValueError, match="task t: checkout_completed without a price"):
         gt.score_episode(task, _log(("checkout_completed", "a001", "c", None)), "completed")
@@ -89,13 +114,20 @@ def test_browse_scoring():
     deeper = ("product_viewed", "a000", "apparel.shoes.running", 20.0)
     assert gt.score_episode(task, _log(view), "stopped") == (True, "")
     assert gt.score_episode(task, _log(deeper), "stopped") == (True, "")
-    assert gt.score_episode(task, _log(view, ("product_added_to_cart", "a000", "x", 1.0)),
-                            "stopped") == (False, "added_to_cart")
-    assert gt.score_episode(task, _log(view, ("checkout_started", None, None, None)),
-                            "stopped") == (False, "checkout")
-    assert gt.score_episode(task, _log(("collection_viewed", None, "apparel.shoes_x", None),
-                                       ("product_viewed", "a002", "apparel.tops", 27.4)),
-                            "stopped") == (False, "not_in_category")
+    assert gt.score_episode(
+        task, _log(view, ("product_added_to_cart", "a000", "x", 1.0)), "stopped"
+    ) == (False, "added_to_cart")
+    assert gt.score_episode(
+        task, _log(view, ("checkout_started", None, None, None)), "stopped"
+    ) == (False, "checkout")
+    assert gt.score_episode(
+        task,
+        _log(
+            ("collection_viewed", None, "apparel.shoes_x", None),
+            ("product_viewed", "a002", "apparel.tops", 27.4),
+        ),
+        "stopped",
+    ) == (False, "not_in_category")
     assert gt.score_episode(task, _log(view), "step_limit") == (False, "not_stopped:step_limit")
 
 
@@ -117,9 +149,16 @@ async def _stop_at_once(turns):
 def test_solver_succeeds_and_stopping_at_once_fails(tmp_path):
     write_catalogs(catalogs_from_events(tiny_events()), str(tmp_path / "catalog"))
     cfg = DriverConfig(concurrency=6, step_limit=20)
-    report = gt.run_goal_tasks(str(tmp_path / "catalog"), ["shop_a"], GoalSolver(), n_per_kind=4,
-                               seed=0, driver_cfg=cfg, out_dir=str(tmp_path / "solver"),
-                               progress=False)
+    report = gt.run_goal_tasks(
+        str(tmp_path / "catalog"),
+        ["shop_a"],
+        GoalSolver(),
+        n_per_kind=4,
+        seed=0,
+        driver_cfg=cfg,
+        out_dir=str(tmp_path / "solver"),
+        progress=False,
+    )
     for kind in gt.KINDS:
         assert report["success"][kind]["n"] == 4
         assert report["success"][kind]["rate"] >= 0.9, report
@@ -128,11 +167,21 @@ def test_solver_succeeds_and_stopping_at_once_fails(tmp_path):
     assert len(episodes) == 12 and all(e["success"] for e in episodes)
     assert json.load(open(tmp_path / "solver" / "goal_tasks.json"))["success"] == report["success"]
 
-    report = gt.run_goal_tasks(str(tmp_path / "catalog"), ["shop_a"], _stop_at_once,
-                               n_per_kind=4, seed=0, driver_cfg=cfg, out_dir=str(tmp_path / "stop"),
-                               progress=False)
+    report = gt.run_goal_tasks(
+        str(tmp_path / "catalog"),
+        ["shop_a"],
+        _stop_at_once,
+        n_per_kind=4,
+        seed=0,
+        driver_cfg=cfg,
+        out_dir=str(tmp_path / "stop"),
+        progress=False,
+    )
     assert {k: report["success"][k]["rate"] for k in gt.KINDS} == {
-        "find_add": 0.0, "search_buy": 0.0, "browse": 0.0}
+        "find_add": 0.0,
+        "search_buy": 0.0,
+        "browse": 0.0,
+    }
     assert report["failure_reasons"]["find_add"] == {"no_add": 4}
     assert report["failure_reasons"]["browse"] == {"not_in_category": 4}
 

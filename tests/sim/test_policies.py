@@ -17,10 +17,22 @@ class FakeModel:
 
 
 def _turn(buyer, step, persona=3, meta=None):
-    spec = EpisodeSpec("http://127.0.0.1/s/a/", "a", buyer, buyer + "-s0", goal="browse",
-                       persona=persona, meta=meta)
-    return Turn(index=0, spec=spec, step=step, observation=Observation("home", "u", "/s/a/"),
-                history=("stop()",))
+    spec = EpisodeSpec(
+        "http://127.0.0.1/s/a/",
+        "a",
+        buyer,
+        buyer + "-s0",
+        goal="browse",
+        persona=persona,
+        meta=meta,
+    )
+    return Turn(
+        index=0,
+        spec=spec,
+        step=step,
+        observation=Observation("home", "u", "/s/a/"),
+        history=("stop()",),
+    )
 
 
 def test_requests_carry_the_turn_and_seeds_are_batch_independent():

@@ -6,13 +6,15 @@ import pytest
 
 from simpersona_jax.sim.population import apply_control, sample_buyers
 
-REAL = pl.DataFrame({
-    "store_id": ["a"] * 4 + ["b"] * 2,
-    "buyer_id": ["a1", "a2", "a3", "a4", "b1", "b2"],
-    "code": [5, 5, 9, 7, 1, 2],
-    "stratum": [0, 0, 3, 4, 0, 0],
-    "true_type": [0, 0, 1, 2, 3, 3],
-}).with_columns(pl.col("code", "stratum", "true_type").cast(pl.Int32))
+REAL = pl.DataFrame(
+    {
+        "store_id": ["a"] * 4 + ["b"] * 2,
+        "buyer_id": ["a1", "a2", "a3", "a4", "b1", "b2"],
+        "code": [5, 5, 9, 7, 1, 2],
+        "stratum": [0, 0, 3, 4, 0, 0],
+        "true_type": [0, 0, 1, 2, 3, 3],
+    }
+).with_columns(pl.col("code", "stratum", "true_type").cast(pl.Int32))
 
 
 def test_codes_follow_the_store_distribution_and_keep_source_strata():
@@ -43,12 +45,16 @@ def test_controls():
 
 
 def test_text_control_describes_the_code_in_words():
-    real = REAL.with_columns(purchase_hi=pl.Series([1, 1, 0, 0, 1, 1], dtype=pl.Int32),
-                             explore_hi=pl.Series([0, 0, 1, 1, 0, 0], dtype=pl.Int32),
-                             engage_hi=pl.Series([1, 1, 1, 0, 0, 0], dtype=pl.Int32))
+    real = REAL.with_columns(
+        purchase_hi=pl.Series([1, 1, 0, 0, 1, 1], dtype=pl.Int32),
+        explore_hi=pl.Series([0, 0, 1, 1, 0, 0], dtype=pl.Int32),
+        engage_hi=pl.Series([1, 1, 1, 0, 0, 0], dtype=pl.Int32),
+    )
     sim = apply_control(sample_buyers(real, ["a"], 20, seed=0), real, "text", 0)
     assert (sim["persona"] == -1).all()
     text = dict(zip(sim["code"].to_list(), sim["persona_text"].to_list()))
-    assert text[5] == ("A shopper who buys often, looks at few products, is very active; "
-                       "buyers like this are 100% purchaser (checkout_completed).")
+    assert text[5] == (
+        "A shopper who buys often, looks at few products, is very active; "
+        "buyers like this are 100% purchaser (checkout_completed)."
+    )
     assert "window shopper" in text[9] and "rarely buys" in text[9]

@@ -18,34 +18,66 @@ def small_report():
     def make(n, sessions):
         stratum, code = rng.integers(0, 5, n), rng.integers(0, 12, n)
         atc = rng.binomial(sessions, 0.4, n)
-        return fidelity.Population(("s1", "s2", "s3"), rng.integers(0, 3, n), stratum, code, code,
-                                   np.full(n, float(sessions)), atc.astype(float),
-                                   np.minimum(atc, rng.binomial(sessions, 0.2, n)).astype(float),
-                                   rng.dirichlet(np.ones(5), n))
+        return fidelity.Population(
+            ("s1", "s2", "s3"),
+            rng.integers(0, 3, n),
+            stratum,
+            code,
+            code,
+            np.full(n, float(sessions)),
+            atc.astype(float),
+            np.minimum(atc, rng.binomial(sessions, 0.2, n)).astype(float),
+            rng.dirichlet(np.ones(5), n),
+        )
 
     real, sim = make(300, 3), make(60, 1)
-    ev = fidelity.evaluate(real, {"oracle": sim, "matched": sim.replace(atc=sim.atc * 0)},
-                           {k: k < 6 for k in range(12)}, n_boot=100)
+    ev = fidelity.evaluate(
+        real,
+        {"oracle": sim, "matched": sim.replace(atc=sim.atc * 0)},
+        {k: k < 6 for k in range(12)},
+        n_boot=100,
+    )
     spec = EpisodeSpec("http://127.0.0.1/s/s1/", "s1", "sim-s1-0", "sim-s1-0-s0", persona=3)
-    res = [EpisodeResult(0, spec, "stopped", "", [
-        Step(0, "page: home /s/s1/", 'click("12")', "", 0.1),
-        Step(1, "page: product /s/s1/p/a", "add <to> cart", "invalid action: <bad>", 0.0)])]
-    return report.build(ev, {"oracle": failures(res), "matched": failures(res)},
-                        {"matched": timelines(res)}, {"text": "no LM policy"}, {"seed": 0})
+    res = [
+        EpisodeResult(
+            0,
+            spec,
+            "stopped",
+            "",
+            [
+                Step(0, "page: home /s/s1/", 'click("12")', "", 0.1),
+                Step(1, "page: product /s/s1/p/a", "add <to> cart", "invalid action: <bad>", 0.0),
+            ],
+        )
+    ]
+    return report.build(
+        ev,
+        {"oracle": failures(res), "matched": failures(res)},
+        {"matched": timelines(res)},
+        {"text": "no LM policy"},
+        {"seed": 0},
+    )
 
 
 def test_text_table_and_json(tmp_path):
     rep = small_report()
     table = report.format_table(rep)
-    for name in ("oracle", "matched", "baseline: never_buy", "baseline: average_buyer",
-                 "arm text skipped: no LM policy"):
+    for name in (
+        "oracle",
+        "matched",
+        "baseline: never_buy",
+        "baseline: average_buyer",
+        "arm text skipped: no LM policy",
+    ):
         assert name in table
     ara = rep["fidelity"]["arms"]["oracle"]["stratified_ara"]
     assert f"{100 * ara['value']:.1f} [{100 * ara['lo']:.1f}, {100 * ara['hi']:.1f}]" in table
     report.write(rep, str(tmp_path))
     back = json.loads((tmp_path / "report.json").read_text())
-    assert back["fidelity"]["arms"]["matched"]["stratified_ara"] == \
-        rep["fidelity"]["arms"]["matched"]["stratified_ara"]
+    assert (
+        back["fidelity"]["arms"]["matched"]["stratified_ara"]
+        == rep["fidelity"]["arms"]["matched"]["stratified_ara"]
+    )
     assert back["failures"]["matched"]["counts"]["unparseable_action"] == 1
 
 
@@ -55,19 +87,23 @@ async def _open(path: str) -> tuple[list[str], dict]:
     from simpersona_jax.rollout.browser import CHROMIUM_ARGS, chromium_executable
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium_executable(pw),
-                                           args=list(CHROMIUM_ARGS))
+        browser = await pw.chromium.launch(
+            executable_path=chromium_executable(pw), args=list(CHROMIUM_ARGS)
+        )
         page = await browser.new_page()
         errors = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         await page.goto("file://" + path, wait_until="load")
-        found = await page.evaluate("""ids => Object.fromEntries(ids.map(id => {
+        found = await page.evaluate(
+            """ids => Object.fromEntries(ids.map(id => {
             const svg = document.querySelector('#' + id + ' > svg');
             if (!svg) return [id, null];
             const r = svg.getBoundingClientRect();
             return [id, [r.width, r.height, svg.querySelectorAll('path, use, rect').length]];
-        }))""", list(report.PLOTS))
+        }))""",
+            list(report.PLOTS),
+        )
         texts = await page.evaluate("""() => ['table-metrics', 'table-failures', 'timelines']
             .map(id => document.getElementById(id)?.innerText ?? null)""")
         await browser.close()

@@ -22,11 +22,23 @@ class FakeLM:
 
 
 def _cfg(tmp_path, data_dir, arms):
-    return ml_collections.ConfigDict(dict(
-        data=dict(dir=data_dir), codes="", stores=(), buyers_per_store=6, arms=arms,
-        lm=dict(folder="", temperature=1.0, max_new_tokens=8), n_boot=100, seed=0,
-        out_dir=str(tmp_path / "sim"), server_mode="thread",
-        driver=dict(concurrency=6, step_limit=30, action_timeout_s=20.0, episode_timeout_s=120.0)))
+    return ml_collections.ConfigDict(
+        dict(
+            data=dict(dir=data_dir),
+            codes="",
+            stores=(),
+            buyers_per_store=6,
+            arms=arms,
+            lm=dict(folder="", temperature=1.0, max_new_tokens=8),
+            n_boot=100,
+            seed=0,
+            out_dir=str(tmp_path / "sim"),
+            server_mode="thread",
+            driver=dict(
+                concurrency=6, step_limit=30, action_timeout_s=20.0, episode_timeout_s=120.0
+            ),
+        )
+    )
 
 
 @pytest.mark.browser
@@ -34,7 +46,9 @@ def test_arms_on_the_same_buyers_end_to_end(tmp_path):
     from simpersona_jax.simulate import simulate
 
     synth = default_config()
-    synth.update(dict(num_stores=2, buyers_per_store=60, products_per_store=40, heldout_fraction=0.5))
+    synth.update(
+        dict(num_stores=2, buyers_per_store=60, products_per_store=40, heldout_fraction=0.5)
+    )
     data_dir = str(tmp_path / "data")
     ensure_default(data_dir, synth)
     report = simulate(_cfg(tmp_path, data_dir, ("oracle", "matched", "text")), model=FakeLM())

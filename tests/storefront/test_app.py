@@ -19,8 +19,10 @@ def shop(tmp_path):
     def events():
         sf.log.flush()
         log = read_log(str(tmp_path))
-        return [(r["event_type"], r["product_id"], r["quantity"], r["category"], r["query"])
-                for r in log.iter_rows(named=True)], log
+        return [
+            (r["event_type"], r["product_id"], r["quantity"], r["category"], r["query"])
+            for r in log.iter_rows(named=True)
+        ], log
 
     return sf, client, events
 
@@ -73,8 +75,10 @@ def test_search_logs_query_once(shop):
     r = c.get("/s/shop_a/search?q=zzzz")
     assert "No products match" in r.text
     got, _ = events()
-    assert [(e[0], e[4]) for e in got] == [("search_submitted", "trail runner"),
-                                           ("search_submitted", "zzzz")]
+    assert [(e[0], e[4]) for e in got] == [
+        ("search_submitted", "trail runner"),
+        ("search_submitted", "zzzz"),
+    ]
 
 
 def test_product_cart_checkout_flow_logs_each_event_once(shop):
@@ -93,16 +97,18 @@ def test_product_cart_checkout_flow_logs_each_event_once(shop):
     r = c.get("/s/shop_a/cart")
     assert 'data-page="cart"' in r.text and "Remove Trail Runner 4" in r.text
     for q in ("5", "3"):
-        r = c.post("/s/shop_a/cart/update", data=dict(product_id="a004", quantity=q,
-                                                      nonce=nonce(r.text)))
+        r = c.post(
+            "/s/shop_a/cart/update", data=dict(product_id="a004", quantity=q, nonce=nonce(r.text))
+        )
     r = c.post("/s/shop_a/cart/remove", data=dict(product_id="a008", nonce=nonce(r.text)))
     assert "Cart updated." in r.text and "data-cart-count>3<" in r.text
     r = c.post("/s/shop_a/cart/remove", data=dict(product_id="a008", nonce=nonce(r.text)))
     assert r.status_code == 400 and "not in your cart" in r.text
     r = c.get("/s/shop_a/checkout")
     assert 'data-page="checkout"' in r.text and "3 items" in r.text
-    r = c.post("/s/shop_a/checkout", data=dict(name="A", email="bad", address="x",
-                                               nonce=nonce(r.text)))
+    r = c.post(
+        "/s/shop_a/checkout", data=dict(name="A", email="bad", address="x", nonce=nonce(r.text))
+    )
     assert r.status_code == 400 and "Please fill in: email" in r.text
     n = nonce(r.text)
     r = c.post("/s/shop_a/checkout", data=dict(name="A", email="a@b.c", address="x", nonce=n))

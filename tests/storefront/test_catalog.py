@@ -19,7 +19,9 @@ def test_products_categories_brands_prices(cats):
     assert a.by_id["a005"].brand is None
     assert a.by_id["a004"].title == "Trail Runner 4"  # a source title is kept
     # Collections: every prefix of every category path.
-    assert {"apparel", "apparel.shoes", "apparel.shoes.running", "home.kitchen.kettle"} <= set(a.collections)
+    assert {"apparel", "apparel.shoes", "apparel.shoes.running", "home.kitchen.kettle"} <= set(
+        a.collections
+    )
     assert a.top_collections() == ["apparel", "home"]
     assert a.subcollections("apparel.shoes") == ["apparel.shoes.boots", "apparel.shoes.running"]
     assert len(a.collections["apparel"]) == 45
@@ -61,13 +63,17 @@ def test_search_and_related(cats):
 def test_write_read_roundtrip(cats, tmp_path):
     catalog_lib.write_catalogs(cats, str(tmp_path))
     back = catalog_lib.read_catalogs(str(tmp_path))
-    assert [p.product_id for p in back["shop_a"].products] == [p.product_id for p in cats["shop_a"].products]
+    assert [p.product_id for p in back["shop_a"].products] == [
+        p.product_id for p in cats["shop_a"].products
+    ]
     assert back["shop_a"].by_id["a001"].title == cats["shop_a"].by_id["a001"].title
 
 
 def test_bad_catalog_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="store_id="):
         catalog_lib.read_catalogs(str(tmp_path))
-    pl.DataFrame({"product_id": ["x"], "price": [1.0]}).write_parquet(tmp_path / "store_id=s.parquet")
+    pl.DataFrame({"product_id": ["x"], "price": [1.0]}).write_parquet(
+        tmp_path / "store_id=s.parquet"
+    )
     with pytest.raises(ValueError, match="lacks column"):
         catalog_lib.read_catalogs(str(tmp_path))

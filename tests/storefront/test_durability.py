@@ -10,16 +10,21 @@ from starlette.testclient import TestClient
 
 from simpersona_jax.storefront.app import Storefront
 from simpersona_jax.storefront.catalog import catalogs_from_events
-from simpersona_jax.storefront.eventlog import (FAILURES_TO_REPORT, EventLog, EventLogWriteError,
-                                                read_log)
+from simpersona_jax.storefront.eventlog import (
+    FAILURES_TO_REPORT,
+    EventLog,
+    EventLogWriteError,
+    read_log,
+)
 from simpersona_jax.storefront.load import EVENTS, kill_after_burst, kill_under_load, run_load
 from simpersona_jax.storefront.server import StorefrontServer
 from simpersona_jax.storefront.testing import SHOP_A_PRODUCTS, tiny_events
 
 
 def test_quiet_server_writes_its_events_within_the_flush_interval(tmp_path):
-    sf = Storefront(catalogs_from_events(tiny_events()), EventLog(str(tmp_path)),
-                    flush_interval_s=0.2)
+    sf = Storefront(
+        catalogs_from_events(tiny_events()), EventLog(str(tmp_path)), flush_interval_s=0.2
+    )
     with TestClient(sf.app) as c:  # runs the lifespan: the background flusher
         c.get("/s/shop_a/?buyer=b&session=s")
         deadline = time.monotonic() + 5

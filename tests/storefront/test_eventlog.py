@@ -10,7 +10,9 @@ from simpersona_jax.storefront.eventlog import EventLog, read_log
 def test_append_flush_read_exactly_once(tmp_path):
     log = EventLog(str(tmp_path), max_buffer=3)
     for i in range(7):
-        log.append("s1" if i % 2 else "s2", "b", "sess", "product_viewed", product_id=str(i), price=1.0)
+        log.append(
+            "s1" if i % 2 else "s2", "b", "sess", "product_viewed", product_id=str(i), price=1.0
+        )
     assert log.written == 6 and log.pending() == 1  # two automatic flushes of 3
     assert log.flush() == 1 and log.flush() == 0
     frame = read_log(str(tmp_path))
@@ -46,8 +48,18 @@ def test_buyer_pipeline_reads_the_log_unchanged(tmp_path):
 
     log = EventLog(str(tmp_path))
     log.append("shop", "b1", "s1", "page_viewed")
-    log.append("shop", "b1", "s1", "product_added_to_cart", product_id="p1", category="a.b",
-               brand="acme", title="T", price=9.5, quantity=2)
+    log.append(
+        "shop",
+        "b1",
+        "s1",
+        "product_added_to_cart",
+        product_id="p1",
+        category="a.b",
+        brand="acme",
+        title="T",
+        price=9.5,
+        quantity=2,
+    )
     log.flush()
     frame = load_events([str(tmp_path)]).collect().sort("event_time")
     assert frame["event_type"].cast(pl.String).to_list() == ["page_viewed", "product_added_to_cart"]

@@ -32,8 +32,9 @@ def nonce(html):
 
 
 def add(c, quantity, nonce_value, pid="a004"):
-    return c.post("/s/shop_a/cart/add", data=dict(product_id=pid, quantity=quantity,
-                                                  nonce=nonce_value))
+    return c.post(
+        "/s/shop_a/cart/add", data=dict(product_id=pid, quantity=quantity, nonce=nonce_value)
+    )
 
 
 def cart_count(html):
@@ -75,16 +76,20 @@ def test_a_cart_line_holds_at_most_99(shop):
     r = add(c, "39", nonce(r.text))
     assert cart_count(r.text) == 99
     r = c.get("/s/shop_a/cart")
-    r = c.post("/s/shop_a/cart/update", data=dict(product_id="a004", quantity="100",
-                                                  nonce=nonce(r.text)))
+    r = c.post(
+        "/s/shop_a/cart/update", data=dict(product_id="a004", quantity="100", nonce=nonce(r.text))
+    )
     assert r.status_code == 400 and cart_count(r.text) == 99
 
 
 def test_a_forged_or_copied_session_cannot_reach_another_cart(shop):
     sf, victim, log = shop
     add(victim, "2", nonce(victim.get("/s/shop_a/p/a004?buyer=B&session=S").text))
-    for cookies in (dict(sp_session="S", sp_buyer="B"),  # the old, unsigned cookies
-                    dict(sp_visit="S", sp_buyer="B"), dict(sp_visit=victim.cookies["sp_buyer"])):
+    for cookies in (
+        dict(sp_session="S", sp_buyer="B"),  # the old, unsigned cookies
+        dict(sp_visit="S", sp_buyer="B"),
+        dict(sp_visit=victim.cookies["sp_buyer"]),
+    ):
         thief = TestClient(sf.app, cookies=cookies)
         r = thief.get("/s/shop_a/cart")
         assert "Your cart is empty" in r.text and cart_count(r.text) == 0
@@ -106,9 +111,17 @@ def test_a_session_belongs_to_one_buyer(shop):
     assert frame.height == 1 and set(frame["buyer_id"]) == {"B"}
 
 
-@pytest.mark.parametrize("ids", ["buyer=" + "b" * 15000, "session=a%20b", "buyer=%3Cb%3E",
-                                 "session=s%C3%A9", "buyer=" + "b" * 129],
-                         ids=["15k", "space", "markup", "non_ascii", "129"])
+@pytest.mark.parametrize(
+    "ids",
+    [
+        "buyer=" + "b" * 15000,
+        "session=a%20b",
+        "buyer=%3Cb%3E",
+        "session=s%C3%A9",
+        "buyer=" + "b" * 129,
+    ],
+    ids=["15k", "space", "markup", "non_ascii", "129"],
+)
 def test_client_ids_are_checked_before_the_log(shop, ids):
     sf, c, log = shop
     r = c.get(f"/s/shop_a/?{ids}")
@@ -118,8 +131,11 @@ def test_client_ids_are_checked_before_the_log(shop, ids):
 
 def test_idle_visits_are_dropped_and_their_number_bounded(tmp_path):
     now = [0.0]
-    sf = Storefront(catalogs_from_events(tiny_events()), EventLog(str(tmp_path)),
-                    visits=Visits(max_visits=50, clock=lambda: now[0]))
+    sf = Storefront(
+        catalogs_from_events(tiny_events()),
+        EventLog(str(tmp_path)),
+        visits=Visits(max_visits=50, clock=lambda: now[0]),
+    )
     for i in range(200):  # new browsers (no cookies) keep coming
         TestClient(sf.app).get(f"/s/shop_a/?buyer=b{i}&session=s{i}")
     assert len(sf.visits) == 50

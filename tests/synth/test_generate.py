@@ -12,8 +12,9 @@ from simpersona_jax.synth.types import BUYER_TYPES
 
 def _cfg(**kw):
     cfg = default_config()
-    cfg.update(dict(num_stores=4, buyers_per_store=150, buyers_per_shard=60, products_per_store=80,
-                    **kw))
+    cfg.update(
+        dict(num_stores=4, buyers_per_store=150, buyers_per_shard=60, products_per_store=80, **kw)
+    )
     return cfg
 
 
@@ -28,13 +29,17 @@ def dataset(tmp_path_factory):
 def test_deterministic_and_resumable(dataset, tmp_path):
     out, plan, events = dataset
     plan2 = generate(_cfg(), str(tmp_path))
-    ev2 = pl.read_parquet(os.path.join(tmp_path, "events", "**", "*.parquet"), hive_partitioning=True)
+    ev2 = pl.read_parquet(
+        os.path.join(tmp_path, "events", "**", "*.parquet"), hive_partitioning=True
+    )
     assert plan2["stores"] == plan["stores"]
     assert ev2.equals(events)
     os.remove(os.path.join(tmp_path, "events", "store_id=store001", "bucket=1", "part-0.parquet"))
     again = generate(_cfg(), str(tmp_path))  # regenerates only the missing shard
     assert 0 < again["events_written"] < events.height
-    ev3 = pl.read_parquet(os.path.join(tmp_path, "events", "**", "*.parquet"), hive_partitioning=True)
+    ev3 = pl.read_parquet(
+        os.path.join(tmp_path, "events", "**", "*.parquet"), hive_partitioning=True
+    )
     assert ev3.sort("buyer_id", "event_time").equals(events.sort("buyer_id", "event_time"))
     assert generate(_cfg(seed=1), str(tmp_path / "other"))["stores"] != plan["stores"]
 
@@ -55,14 +60,19 @@ def test_store_split_and_truth(dataset):
 def test_sessions_follow_storefront_paths(dataset):
     _, _, events = dataset
     for (session,), ev in events.sort("event_time", maintain_order=True).group_by(
-            "session_id", maintain_order=True):
+        "session_id", maintain_order=True
+    ):
         types = ev["event_type"].to_list()
         products = ev["product_id"].to_list()
         cart = set()
         for i, (t, p) in enumerate(zip(types, products)):
             if t == "product_viewed" and i > 0:
-                assert types[i - 1] in ("collection_viewed", "search_submitted", "product_viewed",
-                                        "product_added_to_cart"), (session, types)
+                assert types[i - 1] in (
+                    "collection_viewed",
+                    "search_submitted",
+                    "product_viewed",
+                    "product_added_to_cart",
+                ), (session, types)
             if t == "product_added_to_cart":
                 assert types[i - 1] == "product_viewed" and products[i - 1] == p
                 cart.add(p)
@@ -79,9 +89,13 @@ def test_types_differ_in_behaviour(dataset):
     out, _, events = dataset
     truth = pl.read_parquet(os.path.join(out, "truth", "**", "*.parquet"))
     per_buyer = events.group_by("buyer_id").agg(
-        n=pl.len(), bought=(pl.col("event_type") == "checkout_completed").any())
-    by_type = per_buyer.join(truth, on="buyer_id").group_by("type").agg(
-        pl.col("n").mean(), pl.col("bought").mean())
+        n=pl.len(), bought=(pl.col("event_type") == "checkout_completed").any()
+    )
+    by_type = (
+        per_buyer.join(truth, on="buyer_id")
+        .group_by("type")
+        .agg(pl.col("n").mean(), pl.col("bought").mean())
+    )
     rows = dict(zip(by_type["type"], zip(by_type["n"], by_type["bought"])))
     assert rows["researcher"][0] > 3 * rows["bouncer"][0]
     assert rows["decisive_buyer"][1] > 0.5 > rows["cart_abandoner"][1]
@@ -90,5 +104,7 @@ def test_types_differ_in_behaviour(dataset):
 def test_parallel_workers_give_the_same_dataset(dataset, tmp_path):
     _, _, events = dataset
     generate(_cfg(workers=2), str(tmp_path))
-    ev = pl.read_parquet(os.path.join(tmp_path, "events", "**", "*.parquet"), hive_partitioning=True)
+    ev = pl.read_parquet(
+        os.path.join(tmp_path, "events", "**", "*.parquet"), hive_partitioning=True
+    )
     assert ev.equals(events)

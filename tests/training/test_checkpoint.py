@@ -59,7 +59,7 @@ def test_unreadable_latest_checkpoint_is_skipped_and_run_resumes(
     # Steps 5 and 6 saw the batches the first run saw there: the loader state of step 4.
     for a, b in zip(log[:2], stopped_run[1][4:6]):
         np.testing.assert_array_equal(a, b)
-    skipped = [l for l in capsys.readouterr().err.splitlines() if "skipped checkpoint" in l]
+    skipped = [s for s in capsys.readouterr().err.splitlines() if "skipped checkpoint" in s]
     aside = os.path.join(workdir, "checkpoints_unreadable", "6")
     assert len(skipped) == 1
     assert skipped[0].startswith("skipped checkpoint step 6 (")

@@ -9,7 +9,8 @@ pytest.importorskip("libtpu")
 from simpersona_jax import sizing  # noqa: E402
 from simpersona_jax.lm.config import LMConfig  # noqa: E402
 from simpersona_jax.lm.experiment import sft_config  # noqa: E402
-from simpersona_jax.training import chips, compile as compile_lib  # noqa: E402
+from simpersona_jax.training import chips  # noqa: E402
+from simpersona_jax.training import compile as compile_lib
 
 
 def _config():

@@ -69,5 +69,5 @@ def test_sweep_dry_run_prints_every_run():
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    lines = [l for l in out.stdout.splitlines() if "simpersona_jax.train" in l]
+    lines = [s for s in out.stdout.splitlines() if "simpersona_jax.train" in s]
     assert len(lines) == 1 and "--config.seed=2" in lines[0]

@@ -57,4 +57,3 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     mngr = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
     assert mngr.latest_step() == 4
     mngr.close()
-

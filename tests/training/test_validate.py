@@ -45,12 +45,18 @@ def test_bad_loop_values_fail_before_training_one_line_each(tmp_path):
     assert not workdir.exists()  # nothing was written
 
 
-@pytest.mark.parametrize("gbs,expected", [
-    (0, "config.global_batch_size=0: expected an integer >= 1"),
-    (-8, "config.global_batch_size=-8: expected an integer >= 1"),
-    (12, "config.global_batch_size=12: must be divisible by the batch mesh axes ('data', 'fsdp') "
-         "(8 shards)"),
-])
+@pytest.mark.parametrize(
+    "gbs,expected",
+    [
+        (0, "config.global_batch_size=0: expected an integer >= 1"),
+        (-8, "config.global_batch_size=-8: expected an integer >= 1"),
+        (
+            12,
+            "config.global_batch_size=12: must be divisible by the batch mesh axes ('data', 'fsdp') "
+            "(8 shards)",
+        ),
+    ],
+)
 def test_batch_size_is_positive_and_splits_over_the_mesh(tmp_path, gbs, expected):
     cfg = toy_config(data=8)
     cfg.global_batch_size = gbs
@@ -91,8 +97,9 @@ def test_vqvae_keys(tmp_path):
     assert "config.eval.incoherence_tol=2.0: expected a number in [0, 1]" in found
     assert "config.model.block_sizes=(16, 384, 4): must sum to config.model.input_dim=403" in found
     assert "config.loss.aux_weights.stratum=-1.0: expected a number in [0, inf)" in found
-    assert found[-1].startswith("config.data.init_sample_size=8: must be >= "
-                                "config.model.codebook_size=16")
+    assert found[-1].startswith(
+        "config.data.init_sample_size=8: must be >= config.model.codebook_size=16"
+    )
     assert len(found) == 8
     cfg = _experiment("vqvae.py")
     cfg.model.codebook_size = 0
@@ -140,13 +147,26 @@ def test_lm_sft_keys(tmp_path):
 def test_train_tool_prints_one_line_per_problem_and_no_traceback(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
-               JAX_PLATFORMS="cpu")
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu"
+    )
     proc = subprocess.run(
-        [sys.executable, "-m", "simpersona_jax.train", "--config=experiments/vqvae.py",
-         f"--workdir={afile}", "--config.num_steps=-3", "--config.checkpoint.every_steps=0",
-         "--config.global_batch_size=0", "--config.model.codebook_size=0"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "simpersona_jax.train",
+            "--config=experiments/vqvae.py",
+            f"--workdir={afile}",
+            "--config.num_steps=-3",
+            "--config.checkpoint.every_steps=0",
+            "--config.global_batch_size=0",
+            "--config.model.codebook_size=0",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.splitlines() == [

@@ -201,6 +201,8 @@ def test_training_streamed_from_disk_resumes_exactly(data_dir, tmp_path):
     run(tmp_path / "resumed", 2)
     resumed = run(tmp_path / "resumed", 4)
     assert int(resumed.state.step) == 4
-    for a, b in zip(jax.tree.leaves(jax.device_get(whole.state.params)),
-                    jax.tree.leaves(jax.device_get(resumed.state.params))):
+    for a, b in zip(
+        jax.tree.leaves(jax.device_get(whole.state.params)),
+        jax.tree.leaves(jax.device_get(resumed.state.params)),
+    ):
         np.testing.assert_array_equal(a, b)

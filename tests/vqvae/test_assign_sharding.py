@@ -16,7 +16,9 @@ def test_assignment_is_sharded_on_data_without_a_loop():
     model = build_model(cfg.model)
     x = np.random.RandomState(0).normal(size=(64, int(cfg.model.input_dim))).astype(np.float32)
     params = nn.meta.unbox(model.init(jax.random.key(0), x[:8]))["params"]
-    embed = jax.random.normal(jax.random.key(1), (int(cfg.model.codebook_size), int(cfg.model.latent_dim)))
+    embed = jax.random.normal(
+        jax.random.key(1), (int(cfg.model.codebook_size), int(cfg.model.latent_dim))
+    )
     assign = encode.Assigner(model, cosine=False, chunk=16)
     assert len(jax.local_devices()) == 8 and assign.rows_multiple == 16
     codes, dist = assign(params, embed, x)

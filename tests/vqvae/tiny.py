@@ -1,10 +1,10 @@
 """Tiny synthetic buyers and a tiny VQ-VAE config for fast CPU tests."""
 
-import ml_collections
-import numpy as np
-
 import importlib.util
 import os
+
+import ml_collections
+import numpy as np
 
 _spec = importlib.util.spec_from_file_location(
     "vqvae_experiment",

@@ -20,18 +20,34 @@ import zstandard
 
 from simpersona_jax.data import schema
 from simpersona_jax.data.sources import builtin, items, text
-from simpersona_jax.data.sources.mapping import (BOOKKEEPING, Mapping, SchemaError,
-                                                 load_mapping_file, to_canonical)
+from simpersona_jax.data.sources.mapping import (
+    BOOKKEEPING,
+    Mapping,
+    SchemaError,
+    load_mapping_file,
+    to_canonical,
+)
 
-__all__ = ["SchemaError", "Mapping", "expand_paths", "load_events", "load_mapping_file",
-           "read_file", "detect"]
+__all__ = [
+    "SchemaError",
+    "Mapping",
+    "expand_paths",
+    "load_events",
+    "load_mapping_file",
+    "read_file",
+    "detect",
+]
 
 OTTO = Mapping(
-    name="otto", signature=("session", "events"),
+    name="otto",
+    signature=("session", "events"),
     columns=dict(buyer_id="session", event_time="ts", product_id="aid"),
     event_column="type",
-    events=dict(clicks="product_viewed", carts="product_added_to_cart", orders="checkout_completed"),
-    time_format="epoch_ms", default_quantity=1,
+    events=dict(
+        clicks="product_viewed", carts="product_added_to_cart", orders="checkout_completed"
+    ),
+    time_format="epoch_ms",
+    default_quantity=1,
 )
 
 
@@ -41,8 +57,11 @@ def expand_paths(paths) -> list[str]:
     out: list[str] = []
     for p in paths:
         if os.path.isdir(p):
-            found = sorted(f for f in glob.glob(os.path.join(p, "**", "*"), recursive=True)
-                           if os.path.isfile(f))
+            found = sorted(
+                f
+                for f in glob.glob(os.path.join(p, "**", "*"), recursive=True)
+                if os.path.isfile(f)
+            )
         else:
             found = sorted(glob.glob(p, recursive=True)) if any(c in p for c in "*?[") else [p]
         if not found or not all(os.path.isfile(f) for f in found):
@@ -96,9 +115,11 @@ def detect(path: str, source: str = "auto") -> Mapping | str:
             return m
     if source != "auto" and candidates:
         return candidates[0]  # named source: read_file reports the columns it misses
-    raise SchemaError(f"{path}: cannot tell the source from its header {header}; name it with "
-                      f"--config.ingest.source (one of rees46, retailrocket, diginetica, otto, "
-                      f"canonical) or give a --config.ingest.mapping")
+    raise SchemaError(
+        f"{path}: cannot tell the source from its header {header}; name it with "
+        f"--config.ingest.source (one of rees46, retailrocket, diginetica, otto, "
+        f"canonical) or give a --config.ingest.mapping"
+    )
 
 
 def _local_copy(path: str, tmp_dir: str) -> str:
@@ -116,14 +137,18 @@ def _local_copy(path: str, tmp_dir: str) -> str:
 
 
 def _check_parquet_types(path: str) -> None:
-    allowed = {"event_time": (pl.Datetime, pl.Date, pl.String), "price": (pl.Float64, pl.Float32,
-               pl.Int64, pl.Int32, pl.Decimal), "quantity": (pl.Int64, pl.Int32, pl.Int16, pl.Int8,
-               pl.UInt32, pl.UInt16, pl.UInt8)}
+    allowed = {
+        "event_time": (pl.Datetime, pl.Date, pl.String),
+        "price": (pl.Float64, pl.Float32, pl.Int64, pl.Int32, pl.Decimal),
+        "quantity": (pl.Int64, pl.Int32, pl.Int16, pl.Int8, pl.UInt32, pl.UInt16, pl.UInt8),
+    }
     for col, dtype in pl.read_parquet_schema(path).items():
         ok = allowed.get(col)
         if ok and not isinstance(dtype, ok) and dtype not in ok and dtype != pl.Null:
-            raise SchemaError(f"{path}: column {col!r} has type {dtype}, expected one of "
-                              f"{[t.__name__ if isinstance(t, type) else str(t) for t in ok]}")
+            raise SchemaError(
+                f"{path}: column {col!r} has type {dtype}, expected one of "
+                f"{[t.__name__ if isinstance(t, type) else str(t) for t in ok]}"
+            )
 
 
 def _scan_text(path: str, mapping: Mapping, tmp_dir: str, n_rows: int | None) -> pl.LazyFrame:
@@ -135,10 +160,16 @@ def _scan_text(path: str, mapping: Mapping, tmp_dir: str, n_rows: int | None) ->
         sep = _header(path)[1]
     text.check_width(local, sep, mapping, path)
     header = text.has_header(local, sep, mapping)
-    raw = pl.scan_csv(local, separator=sep, has_header=header,
-                      new_columns=list(mapping.column_names) if mapping.column_names else None,
-                      infer_schema=False, null_values=list(mapping.null_values), n_rows=n_rows,
-                      truncate_ragged_lines=True).with_row_index("_row", offset=1)
+    raw = pl.scan_csv(
+        local,
+        separator=sep,
+        has_header=header,
+        new_columns=list(mapping.column_names) if mapping.column_names else None,
+        infer_schema=False,
+        null_values=list(mapping.null_values),
+        n_rows=n_rows,
+        truncate_ragged_lines=True,
+    ).with_row_index("_row", offset=1)
     width = len(raw.collect_schema().names()) - 1
     if n_rows:
         return raw.with_columns(_truncated=pl.lit(False), _extra=pl.lit(False))
@@ -146,11 +177,13 @@ def _scan_text(path: str, mapping: Mapping, tmp_dir: str, n_rows: int | None) ->
     cut = text.truncated_last_row(local, sep, width, header)
     row = pl.col("_row").cast(pl.Int64)
     return raw.filter(~row.is_in(blank)).with_columns(
-        _truncated=pl.lit(False) if cut is None else row == cut, _extra=row.is_in(extra))
+        _truncated=pl.lit(False) if cut is None else row == cut, _extra=row.is_in(extra)
+    )
 
 
-def read_file(path: str, mapping: Mapping, store_id: str | None, tmp_dir: str,
-              n_rows: int | None = None) -> pl.LazyFrame:
+def read_file(
+    path: str, mapping: Mapping, store_id: str | None, tmp_dir: str, n_rows: int | None = None
+) -> pl.LazyFrame:
     """One file as a canonical LazyFrame with bookkeeping columns (see mapping.BOOKKEEPING).
 
     `n_rows` reads only the first rows (a cheap look at a file before the real pass).
@@ -163,22 +196,34 @@ def read_file(path: str, mapping: Mapping, store_id: str | None, tmp_dir: str,
             raw = raw.with_columns(pl.col("event_time").cast(pl.String))
         header = raw.collect_schema().names()
     elif kind == "jsonl":
-        raw = (pl.scan_ndjson(_local_copy(path, tmp_dir),
-                              schema={"session": pl.Int64, "events": pl.List(pl.Struct(
-                                  {"aid": pl.Int64, "ts": pl.Int64, "type": pl.String}))},
-                              ignore_errors=True)
-               .with_row_index("_row", offset=1)
-               .explode("events").unnest("events"))
+        raw = (
+            pl.scan_ndjson(
+                _local_copy(path, tmp_dir),
+                schema={
+                    "session": pl.Int64,
+                    "events": pl.List(
+                        pl.Struct({"aid": pl.Int64, "ts": pl.Int64, "type": pl.String})
+                    ),
+                },
+                ignore_errors=True,
+            )
+            .with_row_index("_row", offset=1)
+            .explode("events")
+            .unnest("events")
+        )
         header = ["session", "aid", "ts", "type", "_row"]
     else:
         raw = _scan_text(path, mapping, tmp_dir, n_rows)
-        header = [c for c in raw.collect_schema().names()
-                  if c not in ("_row", "_truncated", "_extra")]
+        header = [
+            c for c in raw.collect_schema().names() if c not in ("_row", "_truncated", "_extra")
+        ]
     mapping = mapping.for_header(header)
     missing = sorted(mapping.source_columns() - set(header))
     if missing:
-        raise SchemaError(f"{path}: missing column(s) {missing} required by source "
-                          f"{mapping.name!r} (header: {header})")
+        raise SchemaError(
+            f"{path}: missing column(s) {missing} required by source "
+            f"{mapping.name!r} (header: {header})"
+        )
     if n_rows and kind != "csv":
         raw = raw.head(n_rows)
     if "_row" not in raw.collect_schema().names():
@@ -189,9 +234,14 @@ def read_file(path: str, mapping: Mapping, store_id: str | None, tmp_dir: str,
     return to_canonical(raw, mapping, store_id)
 
 
-def load_events(paths, source: str = "auto", store_id: str | None = None,
-                mapping: Mapping | None = None, tmp_dir: str | None = None,
-                n_rows: int | None = None) -> pl.LazyFrame:
+def load_events(
+    paths,
+    source: str = "auto",
+    store_id: str | None = None,
+    mapping: Mapping | None = None,
+    tmp_dir: str | None = None,
+    n_rows: int | None = None,
+) -> pl.LazyFrame:
     """All inputs as one canonical LazyFrame (with bookkeeping columns, not yet validated)."""
     tmp_dir = tmp_dir or tempfile.mkdtemp(prefix="simpersona_ingest_")
     frames, item_tables = [], []

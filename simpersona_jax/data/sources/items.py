@@ -36,10 +36,14 @@ def item_categories(kind: str, path: str, separator: str) -> pl.LazyFrame:
     table = pl.scan_csv(path, separator=separator, infer_schema=False)
     if kind == "diginetica_categories":
         return table.select(product_id=pl.col("itemId"), _cat=pl.col("categoryId"))
-    snapshots = (table.filter(pl.col("property") == "categoryid")
-                 .with_columns(pl.col("timestamp").cast(pl.Int64, strict=False)))
-    return snapshots.group_by("itemid").agg(
-        _cat=pl.col("value").sort_by("timestamp").last()).rename({"itemid": "product_id"})
+    snapshots = table.filter(pl.col("property") == "categoryid").with_columns(
+        pl.col("timestamp").cast(pl.Int64, strict=False)
+    )
+    return (
+        snapshots.group_by("itemid")
+        .agg(_cat=pl.col("value").sort_by("timestamp").last())
+        .rename({"itemid": "product_id"})
+    )
 
 
 def category_paths(tree_paths: list[str]) -> pl.DataFrame:
@@ -53,11 +57,15 @@ def category_paths(tree_paths: list[str]) -> pl.DataFrame:
             chain.append(node)
             node = parent.get(node)
         if len(chain) == MAX_DEPTH:
-            raise ValueError(f"{tree_paths}: category {cat} has no root within {MAX_DEPTH} levels "
-                             "(a cycle in categoryid -> parentid?)")
+            raise ValueError(
+                f"{tree_paths}: category {cat} has no root within {MAX_DEPTH} levels "
+                "(a cycle in categoryid -> parentid?)"
+            )
         paths[cat] = ".".join(reversed(chain))
-    return pl.DataFrame({"_cat": list(paths), "_path": list(paths.values())},
-                        schema={"_cat": pl.String, "_path": pl.String})
+    return pl.DataFrame(
+        {"_cat": list(paths), "_path": list(paths.values())},
+        schema={"_cat": pl.String, "_path": pl.String},
+    )
 
 
 def attach(events: pl.LazyFrame, tables: list[tuple[str, str, str]]) -> pl.LazyFrame:
@@ -65,13 +73,20 @@ def attach(events: pl.LazyFrame, tables: list[tuple[str, str, str]]) -> pl.LazyF
     events have none (one row per item: the first table that names it wins), category ids mapped
     to their paths when category trees are among the tables."""
     trees = [path for kind, path, _ in tables if kind == "retailrocket_category_tree"]
-    cat_tables = [item_categories(kind, path, sep) for kind, path, sep in tables
-                  if kind != "retailrocket_category_tree"]
+    cat_tables = [
+        item_categories(kind, path, sep)
+        for kind, path, sep in tables
+        if kind != "retailrocket_category_tree"
+    ]
     if not cat_tables:
         return events
     cats = pl.concat(cat_tables).unique("product_id", keep="first", maintain_order=True)
     if trees:
-        cats = (cats.join(category_paths(trees).lazy(), on="_cat", how="left")
-                .select("product_id", _cat=pl.coalesce("_path", "_cat")))
-    return (events.join(cats, on="product_id", how="left", maintain_order="left")
-            .with_columns(category=pl.coalesce("category", "_cat")).drop("_cat"))
+        cats = cats.join(category_paths(trees).lazy(), on="_cat", how="left").select(
+            "product_id", _cat=pl.coalesce("_path", "_cat")
+        )
+    return (
+        events.join(cats, on="product_id", how="left", maintain_order="left")
+        .with_columns(category=pl.coalesce("category", "_cat"))
+        .drop("_cat")
+    )

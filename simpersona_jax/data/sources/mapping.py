@@ -27,7 +27,8 @@ import dataclasses
 import importlib.util
 import json
 import os
-from typing import Any, Mapping as TMapping
+from typing import Any
+from typing import Mapping as TMapping
 
 import polars as pl
 
@@ -72,13 +73,20 @@ class Mapping:
         targets = {*self.events.values(), self.constant_event, *(t for _, t in self.event_rules)}
         bad = targets - set(schema.EVENT_TYPES) - {None}
         if bad:
-            raise ValueError(f"mapping {self.name!r}: unknown event types {sorted(bad)}; "
-                             f"canonical types: {schema.EVENT_TYPES}")
-        given = [self.event_column is not None, self.constant_event is not None,
-                 bool(self.event_rules)]
+            raise ValueError(
+                f"mapping {self.name!r}: unknown event types {sorted(bad)}; "
+                f"canonical types: {schema.EVENT_TYPES}"
+            )
+        given = [
+            self.event_column is not None,
+            self.constant_event is not None,
+            bool(self.event_rules),
+        ]
         if sum(given) != 1:
-            raise ValueError(f"mapping {self.name!r}: give exactly one of event_column "
-                             "(with events), event_rules or constant_event")
+            raise ValueError(
+                f"mapping {self.name!r}: give exactly one of event_column "
+                "(with events), event_rules or constant_event"
+            )
         if "event_time" not in self.columns or "buyer_id" not in self.columns:
             raise ValueError(f"mapping {self.name!r}: columns must map event_time and buyer_id")
 
@@ -92,18 +100,24 @@ class Mapping:
             cfg["event_rules"] = tuple(_rule(r, i) for i, r in enumerate(cfg["event_rules"]))
         unknown = set(cfg) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"mapping: unknown key(s) {sorted(unknown)}; known: "
-                             f"{sorted(f.name for f in dataclasses.fields(cls))}")
+            raise ValueError(
+                f"mapping: unknown key(s) {sorted(unknown)}; known: "
+                f"{sorted(f.name for f in dataclasses.fields(cls))}"
+            )
         return cls(name=cfg.pop("name", name), **cfg)
 
     def for_header(self, header: list[str]) -> "Mapping":
         """This mapping without the optional columns that a file's header lacks."""
-        absent = {name for name in self.optional
-                  if isinstance(self.columns.get(name), str) and self.columns[name] not in header}
+        absent = {
+            name
+            for name in self.optional
+            if isinstance(self.columns.get(name), str) and self.columns[name] not in header
+        }
         if not absent:
             return self
         return dataclasses.replace(
-            self, columns={k: v for k, v in self.columns.items() if k not in absent})
+            self, columns={k: v for k, v in self.columns.items() if k not in absent}
+        )
 
     def source_columns(self) -> set[str]:
         cols = set()
@@ -127,11 +141,14 @@ def _rule(rule, i: int) -> tuple[dict[str, Any], str]:
     elif isinstance(rule, (list, tuple)) and len(rule) == 2:
         when, event_type = rule
     else:
-        raise ValueError(f"mapping event_rules[{i}]: expected {{'when': {{column: value}}, "
-                         f"'type': canonical type}}, got {rule!r}")
+        raise ValueError(
+            f"mapping event_rules[{i}]: expected {{'when': {{column: value}}, "
+            f"'type': canonical type}}, got {rule!r}"
+        )
     if not isinstance(when, TMapping) or not when:
-        raise ValueError(f"mapping event_rules[{i}]: 'when' must be a non-empty "
-                         f"{{column: value}}, got {when!r}")
+        raise ValueError(
+            f"mapping event_rules[{i}]: 'when' must be a non-empty {{column: value}}, got {when!r}"
+        )
     return dict(when), event_type
 
 
@@ -146,11 +163,18 @@ def rules_event(rules) -> tuple[pl.Expr, pl.Expr]:
     """(raw, canonical) event expressions of ordered rules: raw is `col=value|...` of every
     column the rules read, canonical the type of the first rule that matches (else null)."""
     columns = list(dict.fromkeys(c for when, _ in rules for c in when))
-    raw = pl.concat_str([pl.lit(f"{c}=") + pl.col(c).cast(pl.String).fill_null("")
-                         for c in columns], separator="|")
-    event = pl.coalesce([pl.when(pl.all_horizontal([_matches(c, v) for c, v in when.items()]))
-                         .then(pl.lit(t, schema.EVENT_TYPE_DTYPE)) for when, t in rules]
-                        + [pl.lit(None, schema.EVENT_TYPE_DTYPE)])
+    raw = pl.concat_str(
+        [pl.lit(f"{c}=") + pl.col(c).cast(pl.String).fill_null("") for c in columns], separator="|"
+    )
+    event = pl.coalesce(
+        [
+            pl.when(pl.all_horizontal([_matches(c, v) for c, v in when.items()])).then(
+                pl.lit(t, schema.EVENT_TYPE_DTYPE)
+            )
+            for when, t in rules
+        ]
+        + [pl.lit(None, schema.EVENT_TYPE_DTYPE)]
+    )
     return raw, event
 
 
@@ -168,8 +192,10 @@ def map_values(raw: pl.Expr, values: TMapping[str, str], dtype: pl.DataType) -> 
     Not `replace_strict`: under polars' streaming engine that holds the whole column in memory
     (peak memory grew 3.2x for 4x input), while a when/then chain streams in bounded memory.
     """
-    return pl.coalesce([pl.when(raw == k).then(pl.lit(v, dtype)) for k, v in values.items()]
-                       + [pl.lit(None, dtype)])
+    return pl.coalesce(
+        [pl.when(raw == k).then(pl.lit(v, dtype)) for k, v in values.items()]
+        + [pl.lit(None, dtype)]
+    )
 
 
 def to_canonical(frame: pl.LazyFrame, mapping: Mapping, store_id: str | None) -> pl.LazyFrame:
@@ -187,7 +213,9 @@ def to_canonical(frame: pl.LazyFrame, mapping: Mapping, store_id: str | None) ->
         event = pl.lit(mapping.constant_event, schema.EVENT_TYPE_DTYPE)
     time = parse_time(raw_time, mapping.time_format)
     if mapping.time_offset_ms:
-        time = time + pl.duration(milliseconds=pl.col(mapping.time_offset_ms).cast(pl.Int64, strict=False))
+        time = time + pl.duration(
+            milliseconds=pl.col(mapping.time_offset_ms).cast(pl.Int64, strict=False)
+        )
     raw_price = _col(cols.pop("price")) if "price" in cols else pl.lit(None, pl.String)
     exprs = {name: _col(spec) for name, spec in cols.items()}
     if "store_id" not in exprs:
@@ -197,15 +225,24 @@ def to_canonical(frame: pl.LazyFrame, mapping: Mapping, store_id: str | None) ->
     if "quantity" in exprs:
         exprs["quantity"] = exprs["quantity"].cast(pl.Int32, strict=False)
     elif mapping.default_quantity is not None:
-        exprs["quantity"] = pl.when(event.is_in(["product_added_to_cart", "product_removed_from_cart",
-                                                 "checkout_completed"])) \
-            .then(pl.lit(mapping.default_quantity, pl.Int32))
+        exprs["quantity"] = pl.when(
+            event.is_in(
+                ["product_added_to_cart", "product_removed_from_cart", "checkout_completed"]
+            )
+        ).then(pl.lit(mapping.default_quantity, pl.Int32))
     out = frame.select(
-        **exprs, event_time=time, event_type=event,
+        **exprs,
+        event_time=time,
+        event_type=event,
         price=raw_price.cast(pl.Float64, strict=False),
-        _raw_time=raw_time, _raw_event=raw_event, _raw_price=raw_price,
-        _file=pl.col("_file"), _row=pl.col("_row"), _truncated=pl.col("_truncated"),
-        _extra=pl.col("_extra"))
+        _raw_time=raw_time,
+        _raw_event=raw_event,
+        _raw_price=raw_price,
+        _file=pl.col("_file"),
+        _row=pl.col("_row"),
+        _truncated=pl.col("_truncated"),
+        _extra=pl.col("_extra"),
+    )
     return schema.conform(out, keep=BOOKKEEPING)
 
 
@@ -226,8 +263,9 @@ def load_mapping_file(path: str) -> Mapping:
     else:
         raise ValueError(f"mapping file {path}: expected a .json or .py file")
     if not isinstance(cfg, dict):
-        raise ValueError(f"mapping file {path}: expected an object of mapping fields, "
-                         f"got {type(cfg).__name__}")
+        raise ValueError(
+            f"mapping file {path}: expected an object of mapping fields, got {type(cfg).__name__}"
+        )
     try:
         return Mapping.from_config(cfg, name=os.path.splitext(os.path.basename(path))[0])
     except (TypeError, ValueError) as e:

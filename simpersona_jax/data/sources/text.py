@@ -25,8 +25,14 @@ def first_line(path: str) -> str:
 
 
 def _first_rows(path: str, sep: str, n: int) -> pl.DataFrame:
-    return pl.read_csv(path, separator=sep, has_header=False, n_rows=n, infer_schema=False,
-                       truncate_ragged_lines=True)
+    return pl.read_csv(
+        path,
+        separator=sep,
+        has_header=False,
+        n_rows=n,
+        infer_schema=False,
+        truncate_ragged_lines=True,
+    )
 
 
 def check_width(path: str, sep: str, mapping: Mapping, shown: str) -> None:
@@ -38,7 +44,8 @@ def check_width(path: str, sep: str, mapping: Mapping, shown: str) -> None:
         raise SchemaError(
             f"{shown}: column_names gives {len(mapping.column_names)} names "
             f"{list(mapping.column_names)} but the first line has {found} fields separated by "
-            f"{sep!r}: {first_line(path)[:200]!r}; give one name per column (or set separator)")
+            f"{sep!r}: {first_line(path)[:200]!r}; give one name per column (or set separator)"
+        )
 
 
 def has_header(path: str, sep: str, mapping: Mapping) -> bool:
@@ -64,17 +71,30 @@ def has_header(path: str, sep: str, mapping: Mapping) -> bool:
 def line_issues(path: str, sep: str, width: int, header: bool) -> tuple[list[int], list[int]]:
     """(blank rows, rows with more than `width` fields), as data-row numbers. Fields are
     counted outside double quotes, one line at a time."""
-    lines = pl.scan_csv(path, separator=_LINE, quote_char=None, has_header=False,
-                        new_columns=["line"], infer_schema=False, truncate_ragged_lines=True)
+    lines = pl.scan_csv(
+        path,
+        separator=_LINE,
+        quote_char=None,
+        has_header=False,
+        new_columns=["line"],
+        infer_schema=False,
+        truncate_ragged_lines=True,
+    )
     line = pl.col("line")
     n_fields = line.str.replace_all(r'"[^"]*"', "").str.count_matches(sep, literal=True) + 1
-    found = (lines.with_row_index("_row", offset=0 if header else 1)
-             .filter(pl.col("_row") >= 1)
-             .select("_row", blank=line.is_null() | (line.str.strip_chars() == ""),
-                     extra=n_fields > width)
-             .filter(pl.col("blank") | pl.col("extra")).collect())
-    return (found.filter("blank")["_row"].cast(pl.Int64).to_list(),
-            found.filter(~pl.col("blank") & pl.col("extra"))["_row"].cast(pl.Int64).to_list())
+    found = (
+        lines.with_row_index("_row", offset=0 if header else 1)
+        .filter(pl.col("_row") >= 1)
+        .select(
+            "_row", blank=line.is_null() | (line.str.strip_chars() == ""), extra=n_fields > width
+        )
+        .filter(pl.col("blank") | pl.col("extra"))
+        .collect()
+    )
+    return (
+        found.filter("blank")["_row"].cast(pl.Int64).to_list(),
+        found.filter(~pl.col("blank") & pl.col("extra"))["_row"].cast(pl.Int64).to_list(),
+    )
 
 
 def truncated_last_row(path: str, sep: str, n_fields: int, header: bool = True) -> int | None:

@@ -18,12 +18,23 @@ import pyarrow.compute as pc
 
 TIME_DTYPE = pl.Datetime("us", "UTC")
 EPOCH_UNITS = {"epoch_s": 1_000_000, "epoch_ms": 1_000, "epoch_us": 1}  # microseconds per unit
-EPOCH_WORDS = {"epoch_s": "epoch seconds", "epoch_ms": "epoch milliseconds",
-               "epoch_us": "epoch microseconds"}
+EPOCH_WORDS = {
+    "epoch_s": "epoch seconds",
+    "epoch_ms": "epoch milliseconds",
+    "epoch_us": "epoch microseconds",
+}
 EARLIEST = "1995-01-01"
 # strptime formats tried when suggesting what would parse a value (besides iso and epochs).
-COMMON_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d", "%d/%m/%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S",
-                  "%d.%m.%Y %H:%M:%S", "%d/%m/%Y", "%m/%d/%Y", "%Y%m%d%H%M%S")
+COMMON_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d",
+    "%d/%m/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M:%S",
+    "%d/%m/%Y",
+    "%m/%d/%Y",
+    "%Y%m%d%H%M%S",
+)
 
 
 def _parse_iso(batch: pl.Series) -> pl.Series:
@@ -54,14 +65,18 @@ def parse_time(raw: pl.Expr, time_format: str) -> pl.Expr:
     return parsed.dt.replace_time_zone("UTC")
 
 
-def window(plausible: tuple[str | None, str | None] = (EARLIEST, None)
-           ) -> tuple[dt.datetime, dt.datetime]:
+def window(
+    plausible: tuple[str | None, str | None] = (EARLIEST, None),
+) -> tuple[dt.datetime, dt.datetime]:
     """The plausible (earliest, latest) times; None: 1995-01-01 / now + 1 day."""
     lo, hi = plausible
     utc = dt.timezone.utc
     lo = dt.datetime.fromisoformat(lo or EARLIEST).replace(tzinfo=utc)
-    hi = dt.datetime.fromisoformat(hi).replace(tzinfo=utc) if hi else \
-        dt.datetime.now(utc) + dt.timedelta(days=1)
+    hi = (
+        dt.datetime.fromisoformat(hi).replace(tzinfo=utc)
+        if hi
+        else dt.datetime.now(utc) + dt.timedelta(days=1)
+    )
     if lo >= hi:
         raise ValueError(f"plausible time window is empty: {lo} .. {hi}")
     return lo, hi
@@ -86,5 +101,8 @@ def suggest_formats(values: list[str], bounds: tuple[dt.datetime, dt.datetime]) 
 
 def describe(fmt: str) -> str:
     """`epoch_ms` -> "epoch milliseconds (time_format='epoch_ms')"."""
-    return f"{EPOCH_WORDS[fmt]} (time_format={fmt!r})" if fmt in EPOCH_WORDS \
+    return (
+        f"{EPOCH_WORDS[fmt]} (time_format={fmt!r})"
+        if fmt in EPOCH_WORDS
         else f"time_format={fmt!r}"
+    )
