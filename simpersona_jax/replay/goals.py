@@ -25,8 +25,8 @@ import re
 
 import polars as pl
 
-from simpersona_jax.storefront.app import crumbs, label
 from simpersona_jax.storefront.catalog import UNCATEGORIZED, StoreCatalog
+from simpersona_jax.storefront.pages import crumbs, label
 
 GOAL_KINDS = ("find_add", "search_buy", "browse")
 _TEMPLATES = {

@@ -19,8 +19,8 @@ from simpersona_jax.replay.plan import Plan, Target
 from simpersona_jax.rollout.actions import format_action
 from simpersona_jax.rollout.driver import Turn
 from simpersona_jax.rollout.observe import Element, Observation
-from simpersona_jax.storefront.app import PAGE_SIZE
 from simpersona_jax.storefront.catalog import StoreCatalog
+from simpersona_jax.storefront.pages import PAGE_SIZE
 
 CHECKOUT_FORM = {"Full name": "Alex Buyer", "Address": "1 Main Street, Springfield"}
 

@@ -5,9 +5,10 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
-from simpersona_jax.storefront.app import PAGE_SIZE, Storefront
+from simpersona_jax.storefront.app import Storefront
 from simpersona_jax.storefront.catalog import catalogs_from_events
 from simpersona_jax.storefront.eventlog import EventLog, read_log
+from simpersona_jax.storefront.pages import PAGE_SIZE
 from simpersona_jax.storefront.testing import tiny_events
 
 
