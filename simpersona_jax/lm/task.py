@@ -14,6 +14,10 @@ One task serves the three runs (experiments/agent_{base,stage1,stage2}.py), chos
   keeps the persona-conditioned neutral-goal behaviour the simulator relies on.
 At the end `report` evaluates and exports `<workdir>/hf` (transformers-loadable, persona tokens
 in tokenizer and config.json), which the next stage imports.
+
+This module is the Task itself (loader, init, initial params, loss, optimizer, evaluation,
+export, report); lm/task_data.py prepares its rows (traces, personas, packing, held-out rows)
+and lm/task_model.py its tokenizer, model config and persona tokens/code vectors.
 """
 
 from __future__ import annotations
@@ -31,48 +35,12 @@ import optax
 import polars as pl
 
 from simpersona_jax.data import schema
-from simpersona_jax.lm import hf, persona, persona_eval, sft
+from simpersona_jax.lm import hf, persona, persona_eval, sft, task_data, task_model
 from simpersona_jax.lm import loss as lm_loss
-from simpersona_jax.lm import tokenizer as tok_lib
-from simpersona_jax.lm.config import LMConfig, pad_to_multiple
+from simpersona_jax.lm.config import LMConfig
 from simpersona_jax.lm.model import Decoder
 from simpersona_jax.training import optim
 from simpersona_jax.training.task import OptionalTaskHooks
-
-
-class _Rows(grain.sources.RandomAccessDataSource):
-    def __init__(self, rows: dict[str, np.ndarray]):
-        self.rows = rows
-        self.n = len(next(iter(rows.values())))
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        return {k: v[i] for k, v in self.rows.items()}
-
-
-def _model_config(config, vocab_size: int, tokenizer) -> LMConfig:
-    m = dict(config.lm.model)
-    eos = tokenizer.eos_token_id
-    return LMConfig(
-        vocab_size=vocab_size,
-        eos_token_id=eos,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=m.pop("tie_word_embeddings", True),
-        **m,
-    )
-
-
-def _numerics(lm) -> dict:
-    """LMConfig overrides from config.lm: dtypes, remat, attention kernel, loss chunk."""
-    return dict(
-        dtype=lm.get("dtype", "float32"),
-        param_dtype=lm.get("param_dtype", "float32"),
-        remat_policy=lm.get("remat_policy", "none"),
-        attention_impl=lm.get("attention_impl", "xla"),
-        loss_chunk=int(lm.get("loss_chunk", 512)),
-    )
 
 
 class SFTTask(OptionalTaskHooks):
@@ -80,117 +48,27 @@ class SFTTask(OptionalTaskHooks):
 
     def __init__(self, config):
         self.config = config
-        d, p, lm = config.data, config.persona, config.lm
-        df = sft.read_traces(d.traces_dir)
-        if d.get("codes_path", ""):
-            df = sft.attach_personas(df, d.codes_path)
-        if int(d.get("max_sessions", 0) or 0):
-            keep = (
-                df.select("store_id", "buyer_id", "session_id")
-                .unique(maintain_order=True)
-                .head(int(d.max_sessions))
-            )
-            df = df.join(keep, on=["store_id", "buyer_id", "session_id"], how="semi")
-        if (
-            int(p.num_personas) > 0
-            and bool(d.get("use_persona", True))
-            and not (df["persona"] >= 0).any()
-        ):
-            raise ValueError(
-                f"{d.traces_dir}: no trace row has a persona; set data.codes_path to "
-                "assign's codes.parquet (or data.use_persona=False for a control)"
-            )
-        train_df, eval_df = sft.split_sessions(df, float(d.eval_fraction))
-        train_df = sft.mix_goals(train_df, d.goal_field, float(d.get("neutral_fraction", 0.0)))
-        train_df = sft.drop_personas(train_df, float(d.get("persona_dropout", 0.0)))
-        if train_df.height == 0:
-            raise ValueError(f"{d.traces_dir}: no training rows after the held-out split")
+        d, p = config.data, config.persona
+        train_df, eval_df = task_data.trace_splits(config)
         self.goal_field = d.goal_field
         self.use_persona = int(p.num_personas) > 0 and bool(d.get("use_persona", True))
-        dtype_over = _numerics(lm)
-
-        # Model + tokenizer.
-        self.pretrained = None
-        if lm.init_from:
-            self.tokenizer = hf.load_tokenizer(lm.init_from)
-            cfg = hf.read_config(lm.init_from, **dtype_over)
-            n_real = len(self.tokenizer)
-        else:
-            texts = (
-                r["observation"]
-                + "\n"
-                + r["action"]
-                + "\n"
-                + (r["goal_neutral"] or "")
-                + "\n"
-                + (r["goal_intent"] or "")
-                + "\n"
-                + "\n".join(r["history"] or [])
-                for r in train_df.iter_rows(named=True)
-            )
-            self.tokenizer = tok_lib.train_bpe(texts, vocab_size=int(lm.tokenizer_vocab_size))
-            n_real = len(self.tokenizer)
-            cfg = _model_config(
-                config, pad_to_multiple(n_real, int(p.vocab_multiple)), self.tokenizer
-            ).replace(**dtype_over)
-        self.persona_ids: list[int] = []
-        self.codes = None
-        if int(p.num_personas) > 0:
-            had = all(
-                t in self.tokenizer.get_vocab() for t in [f"<|persona_{int(p.num_personas) - 1}|>"]
-            )
-            self.persona_ids = tok_lib.add_persona_tokens(self.tokenizer, int(p.num_personas))
-            new_v = persona.padded_vocab_size(cfg, len(self.tokenizer), int(p.vocab_multiple))
-            if lm.init_from:  # read in initial_params, straight into the train state's shardings
-                self.pretrained = (lm.init_from, cfg, None if had else (n_real, new_v))
-            if not (lm.init_from and had):
-                cfg = cfg.replace(vocab_size=new_v)
-            if p.init == "code_projection":
-                if not p.codes_path:
-                    raise ValueError(
-                        "persona.init='code_projection' needs persona.codes_path (a .npy [K, C] array)"
-                    )
-                self.codes = np.load(p.codes_path).astype(np.float32)
-                if self.codes.shape[0] != int(p.num_personas):
-                    raise ValueError(
-                        f"{p.codes_path}: {self.codes.shape[0]} code vectors, expected "
-                        f"persona.num_personas={p.num_personas}"
-                    )
-            elif p.init != "mean_std":
-                raise ValueError(
-                    f"persona.init={p.init!r}: expected 'mean_std' or 'code_projection'"
-                )
-        elif lm.init_from:
-            self.pretrained = (lm.init_from, cfg, None)
-        self.cfg = cfg
+        # Model + tokenizer (+ persona tokens and code vectors).
+        self.tokenizer, self.cfg, self.persona_ids, self.codes, self.pretrained = task_model.build(
+            config, train_df
+        )
         self.mode = config.train.mode
         if self.mode not in ("all", "persona_rows"):
             raise ValueError(f"train.mode={self.mode!r}: expected 'all' or 'persona_rows'")
         if self.mode == "persona_rows" and not self.persona_ids:
             raise ValueError("train.mode='persona_rows' needs persona.num_personas > 0")
-
         # Data.
-        seq_len = int(d.seq_len)
-        pad_id = self.tokenizer.pad_token_id or 0
-        enc = dict(goal_field=self.goal_field, max_len=seq_len, use_persona=self.use_persona)
-        train_rows = sft.oversample_decisions(
-            list(train_df.iter_rows(named=True)), int(d.get("decision_oversample", 1))
-        )
-        self.train_rows = sft.pack(
-            sft.encode_examples(self.tokenizer, train_rows, **dict(enc, goal_field=sft.MIXED_GOAL)),
-            seq_len,
-            pad_id,
-        )
-        eval_rows = list(eval_df.iter_rows(named=True))[: int(d.get("max_eval_examples", 512))]
-        self.eval_trace_rows = eval_rows
-        self.eval_personas = np.asarray([int(r["persona"]) for r in eval_rows], np.int64)
-        eval_examples = sft.encode_examples(self.tokenizer, eval_rows, **enc)
-        # One example per row: pad to the longest one (a multiple of 64), not to the packed length.
-        eval_len = min(
-            seq_len, pad_to_multiple(max([len(ids) - 1 for ids, _ in eval_examples] or [1]), 64)
-        )
-        self.eval_rows = sft.pad_rows(eval_examples, eval_len, pad_id)
-        self.num_train_examples = len(train_rows)
+        (
+            self.train_rows,
+            self.num_train_examples,
+            self.eval_trace_rows,
+            self.eval_personas,
+            self.eval_rows,
+        ) = task_data.encode(self.tokenizer, train_df, eval_df, d, self.use_persona)
 
     @classmethod
     def for_shapes(cls, config, cfg: LMConfig, num_tokens: int) -> "SFTTask":
@@ -202,7 +80,7 @@ class SFTTask(OptionalTaskHooks):
         self.config, p = config, config.persona
         k = int(p.num_personas)
         self.persona_ids = list(range(num_tokens, num_tokens + k))
-        self.cfg = cfg.replace(**_numerics(config.lm)).replace(
+        self.cfg = cfg.replace(**task_model.numerics(config.lm)).replace(
             vocab_size=persona.padded_vocab_size(cfg, num_tokens + k, int(p.vocab_multiple))
         )
         self.codes = self.pretrained = self.tokenizer = None
@@ -214,7 +92,7 @@ class SFTTask(OptionalTaskHooks):
 
     # ------------------------------------------------------------------ Task protocol
     def make_loader(self, *, global_batch_size, seed, shard_index, shard_count):
-        ds = grain.MapDataset.source(_Rows(self.train_rows))
+        ds = grain.MapDataset.source(task_data.Rows(self.train_rows))
         if shard_count > 1:
             ds = ds[shard_index::shard_count]
         ds = (

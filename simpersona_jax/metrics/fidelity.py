@@ -1,16 +1,15 @@
 """Fidelity of a simulated population to the real one, with 95% bootstrap CIs and baselines.
 
-One module, one code path for real and simulated canonical events (DESIGN.md, Metrics). An agent
+One code path for real and simulated canonical events (DESIGN.md, Metrics). An agent
 episode is one shopping session, so rates are per session on both sides; strata and codes belong
 to buyers.
 
-Everything is computed from two buyer tables (`buyer_table`) built by one code path from real
-and simulated canonical events: per buyer its sessions, sessions with an add-to-cart, sessions
-with a purchase, and the share of its sessions whose deepest funnel stage is each stratum A-E.
-Real buyers carry their stratum (over all their sessions, from the buyer pipeline) and VQ-VAE
-code; a simulated buyer carries its source buyer's stratum and code, and `given`, the code whose
-behaviour the agent was asked to show (the persona token; the source code when no token was
-given: text persona, no persona, scripted oracle).
+Everything is computed from two populations (metrics/population.py: `buyer_table`,
+`Population`) built by one code path from real and simulated canonical events: per buyer its
+sessions, sessions with an add-to-cart, sessions with a purchase, the share of its sessions
+reaching each stratum A-E, its stratum and code, and for a simulated buyer `given`, the code
+whose behaviour the agent was asked to show. `code_intensity` marks each code high or low
+purchase intensity from the real buyers.
 
 Figures (DESIGN.md, Metrics), each a point estimate with a 95% percentile bootstrap CI:
 - stratified ARA: ARA_s = ½(1−|ΔATC|) + ½(1−|ΔPUR|) per stratum A-D (per-session rates, buyers
@@ -27,16 +26,12 @@ Figures (DESIGN.md, Metrics), each a point estimate with a 95% percentile bootst
   as the stratum distribution of one of its sessions drawn at random (the share of its sessions
   reaching each stage, the exact expectation of drawing one), not its all-session stratum.
 
-CIs are bootstrap percentile intervals shifted by the bootstrap's bias estimate (mean of the
-resamples − point estimate) and kept within the figure's range: ARA-type figures (1 − |Δ|) and
-JSD are biased under resampling (noise only adds to |Δ| and to divergence), so where simulated
-and real nearly agree the raw percentiles lie wholly on one side of the point estimate (seen on
-the embedded default: oracle JSD 0.01, raw interval [0.02, 0.08]). The point estimates are the
-plain plug-in values, not bias-corrected. The bootstrap resamples stores, then buyers
-within each store (real and simulated buyers each within their store, with the same store
-draws), as multinomial count weights, so every figure is a weighted sum evaluated for all
-resamples at once (numpy, seeded). All arms and baselines use the same weights (the same
-simulated buyers in the same order), so their CIs are paired.
+`side` computes one population's figures and `compare` the simulated side's alignment with the
+real side, both for B resample weightings at once; `evaluate` runs them on the point weights and
+on the bootstrap's (metrics/bootstrap.py: stores, then buyers within each store, as multinomial
+count weights; 95% percentile intervals shifted by the bootstrap's bias estimate and kept within
+the figure's range; point estimates are the plain plug-in values). All arms and baselines use
+the same weights (the same simulated buyers in the same order), so their CIs are paired.
 
 Baselines, from the same real and simulated buyers and the same formulas: `never_buy` (no ATC,
 no purchase) and `average_buyer`, the best persona-blind constant policy: one ATC rate and one
@@ -46,7 +41,6 @@ over strata is minimised by the median of the real per-stratum rates (closed for
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 
 import numpy as np
@@ -54,6 +48,8 @@ import polars as pl
 from scipy import stats
 
 from simpersona_jax.data import schema
+from simpersona_jax.metrics.bootstrap import bootstrap_weights, summary
+from simpersona_jax.metrics.population import Population
 
 ALIGN = schema.ALIGNMENT_STRATA
 # a population's own figures, reported for the real buyers and for each arm
@@ -65,121 +61,6 @@ SIDE_FIGURES = (
     "cohens_d_atc",
     "cohens_d_purchase",
 )
-
-
-def session_table(events: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
-    """One row per (store, buyer, session): viewed (a product), atc, reached_checkout, purchased."""
-    et = pl.col("event_type")
-    return (
-        events.lazy()
-        .group_by("store_id", "buyer_id", "session_id")
-        .agg(
-            viewed=(et == "product_viewed").any(),
-            atc=(et == "product_added_to_cart").any(),
-            reached_checkout=(et == "checkout_started").any() | (et == "checkout_completed").any(),
-            purchased=(et == "checkout_completed").any(),
-        )
-        .collect()
-    )
-
-
-def buyer_table(
-    events: pl.DataFrame | pl.LazyFrame, buyers: pl.DataFrame, min_sessions: int = 0
-) -> pl.DataFrame:
-    """`buyers` (store_id, buyer_id, ...) with sessions, atc, purchased and s_A..s_E added.
-
-    atc / purchased count sessions; s_k is the share of the buyer's sessions whose deepest stage
-    is k. min_sessions=1 (simulated buyers: one episode each) counts a buyer without a logged
-    session as one session that reached nothing (stage E), so no episode is dropped.
-    """
-    st = session_table(events).with_columns(
-        stage=pl.when("purchased")
-        .then(0)
-        .when("reached_checkout")
-        .then(1)
-        .when("atc")
-        .then(2)
-        .when("viewed")
-        .then(3)
-        .otherwise(4)
-    )
-    per = st.group_by("store_id", "buyer_id").agg(
-        sessions=pl.len().cast(pl.Float64),
-        atc=pl.col("atc").sum().cast(pl.Float64),
-        purchased=pl.col("purchased").sum().cast(pl.Float64),
-        **{f"s_{k}": (pl.col("stage") == i).mean() for i, k in enumerate(schema.STRATA)},
-    )
-    out = buyers.join(per, on=["store_id", "buyer_id"], how="left")
-    zero = pl.col("sessions").is_null()
-    return out.with_columns(
-        sessions=pl.when(zero).then(float(min_sessions)).otherwise("sessions"),
-        atc=pl.col("atc").fill_null(0.0),
-        purchased=pl.col("purchased").fill_null(0.0),
-        **{
-            f"s_{k}": pl.col(f"s_{k}").fill_null(float(k == "E" and min_sessions > 0))
-            for k in schema.STRATA
-        },
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class Population:
-    """A buyer table as arrays; store indexes `stores`, stratum 0..4, code/given -1 = none."""
-
-    stores: tuple[str, ...]
-    store: np.ndarray
-    stratum: np.ndarray
-    code: np.ndarray
-    given: np.ndarray
-    sessions: np.ndarray
-    atc: np.ndarray
-    purchased: np.ndarray
-    stage_Nx5: np.ndarray
-
-    @classmethod
-    def from_table(cls, table: pl.DataFrame, stores) -> "Population":
-        stores = tuple(stores)
-        missing = set(table["store_id"].unique()) - set(stores)
-        if missing:
-            raise ValueError(f"buyer table has stores outside {stores}: {sorted(missing)[:5]}")
-
-        def col(name, default, dtype):
-            values = table[name].to_numpy() if name in table.columns else default
-            return np.broadcast_to(values, (table.height,)).astype(dtype)
-
-        code = col("code", -1, np.int64)
-        return cls(
-            stores,
-            np.array([stores.index(s) for s in table["store_id"]], np.int64),
-            col("stratum", -1, np.int64),
-            code,
-            col("given", code, np.int64),
-            col("sessions", 0.0, float),
-            col("atc", 0.0, float),
-            col("purchased", 0.0, float),
-            table.select([f"s_{k}" for k in schema.STRATA]).to_numpy().astype(float),
-        )
-
-    def replace(self, **kw) -> "Population":
-        return dataclasses.replace(self, **kw)
-
-
-def bootstrap_weights(
-    stores_r: np.ndarray, stores_s: np.ndarray, n_stores: int, n_boot: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(W_real_BxN, W_sim_BxM, C_BxS): counts of each unit in each resample, store draws."""
-    rng = np.random.default_rng(seed)
-    c_BxS = rng.multinomial(n_stores, np.full(n_stores, 1 / n_stores), size=n_boot).astype(float)
-
-    def within(store_of):
-        w = np.zeros((n_boot, len(store_of)))
-        for s in range(n_stores):
-            idx = np.flatnonzero(store_of == s)
-            if len(idx):
-                w[:, idx] = rng.multinomial(len(idx), np.full(len(idx), 1 / len(idx)), size=n_boot)
-        return w * c_BxS[:, store_of]
-
-    return within(stores_r), within(stores_s), c_BxS
 
 
 def _onehot(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -293,36 +174,6 @@ def compare(real: dict, sim: dict, c_BxS) -> dict[str, np.ndarray]:
     return out
 
 
-def interval(point, boot, bounds=(-np.inf, np.inf)):
-    """95% interval: the bootstrap percentiles shifted by the bootstrap bias, within `bounds`.
-
-    lo, hi = q2.5 − b, q97.5 − b with b = mean(boot) − point (elementwise over trailing axes).
-    """
-    with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # all-NaN columns
-        q = np.nanpercentile(boot, [2.5, 97.5], axis=0) - (np.nanmean(boot, axis=0) - point)
-    return np.clip(q[0], *bounds), np.clip(q[1], *bounds)
-
-
-def _summary(point, boot, bounds):
-    """{value, lo, hi} (floats, None for NaN), elementwise over trailing axes, as nested lists."""
-    lo, hi = interval(point, boot, bounds)
-
-    def py(x):
-        x = np.asarray(x, float)
-        return (
-            None
-            if x.ndim == 0 and not np.isfinite(x)
-            else (float(x) if x.ndim == 0 else [py(v) for v in x])
-        )
-
-    def zipped(p, lo_, hi_):
-        if np.ndim(p) == 0:
-            return {"value": py(p), "lo": py(lo_), "hi": py(hi_)}
-        return [zipped(a, b, c) for a, b, c in zip(p, lo_, hi_)]
-
-    return zipped(point, lo, hi)
-
-
 def two_proportion_z(x1, n1, x2, n2) -> tuple[float, float]:
     """(z, two-sided p) of H0 p1 == p2, pooled standard error; (0, 1) when it is 0."""
     pooled = (x1 + x2) / (n1 + n2)
@@ -358,7 +209,7 @@ def _labelled(name, point, boot, stores):
         if "cr_alignment" in name
         else ((-np.inf, np.inf) if name.startswith("cohens_d") else (0.0, 1.0))
     )
-    summ = _summary(point, boot, bounds)
+    summ = summary(point, boot, bounds)
     if name in STORE_FIGURES:
         return dict(zip(stores, summ))
     if point.ndim == 1:

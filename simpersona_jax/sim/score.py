@@ -1,7 +1,7 @@
 """Scores simulated arms against the real buyers of the same stores (one code path for both).
 
 `real_population` and `sim_population` turn canonical events into the buyer tables of
-`metrics.fidelity`; `failures` counts what went wrong in an arm's episodes, each kind apart;
+`metrics.population`; `failures` counts what went wrong in an arm's episodes, each kind apart;
 `timelines` keeps a few episodes as (step, page kind, action, error) rows for the report.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from simpersona_jax.metrics import fidelity
+from simpersona_jax.metrics.population import Population, buyer_table
 
 FAILURE_KINDS = (
     "unparseable_action",
@@ -20,26 +20,22 @@ FAILURE_KINDS = (
 )
 
 
-def real_population(
-    real_events: pl.DataFrame, real: pl.DataFrame, stores: list[str]
-) -> fidelity.Population:
+def real_population(real_events: pl.DataFrame, real: pl.DataFrame, stores: list[str]) -> Population:
     """The real buyers of `stores` (store_id, buyer_id, stratum 0..4, code) with their sessions."""
     buyers = real.filter(pl.col("store_id").is_in(stores)).select(
         "store_id", "buyer_id", "stratum", "code"
     )
-    table = fidelity.buyer_table(real_events, buyers)
+    table = buyer_table(real_events, buyers)
     lost = table.filter(pl.col("sessions") == 0).height
     if lost:
         raise ValueError(
             f"{lost} of {table.height} real buyers of {stores} have no events in the "
             "events table: the buyer table and the events do not match"
         )
-    return fidelity.Population.from_table(table, stores)
+    return Population.from_table(table, stores)
 
 
-def sim_population(
-    sim_events: pl.DataFrame, sim: pl.DataFrame, stores: list[str]
-) -> fidelity.Population:
+def sim_population(sim_events: pl.DataFrame, sim: pl.DataFrame, stores: list[str]) -> Population:
     """One row per simulated buyer, in `sim`'s order; `given` = persona, else the source code."""
     buyers = sim.select(
         "store_id",
@@ -48,9 +44,7 @@ def sim_population(
         code="code",
         given=pl.when(pl.col("persona") >= 0).then("persona").otherwise("code"),
     )
-    return fidelity.Population.from_table(
-        fidelity.buyer_table(sim_events, buyers, min_sessions=1), stores
-    )
+    return Population.from_table(buyer_table(sim_events, buyers, min_sessions=1), stores)
 
 
 def failures(results, policy_stats: dict | None = None) -> dict:

@@ -9,6 +9,8 @@ from scipy import stats
 
 from simpersona_jax.data import schema
 from simpersona_jax.metrics import fidelity as fid
+from simpersona_jax.metrics.bootstrap import interval
+from simpersona_jax.metrics.population import Population, buyer_table
 
 T0 = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)
 
@@ -53,7 +55,7 @@ def _population(stores, store, stratum, code, sessions, atc, purchased, given=No
     n = len(store)
     stage = np.tile([0, 0, 0, 1.0, 0], (n, 1)) if stage is None else np.asarray(stage, float)
     code = np.asarray(code)
-    return fid.Population(
+    return Population(
         tuple(stores),
         np.asarray(store),
         np.asarray(stratum),
@@ -68,14 +70,14 @@ def _population(stores, store, stratum, code, sessions, atc, purchased, given=No
 
 def test_buyer_table_counts_sessions_and_one_session_strata():
     buyers = pl.DataFrame({"store_id": ["s"] * 3, "buyer_id": ["r1", "r2", "r3"]})
-    t = {r["buyer_id"]: r for r in fid.buyer_table(REAL, buyers).iter_rows(named=True)}
+    t = {r["buyer_id"]: r for r in buyer_table(REAL, buyers).iter_rows(named=True)}
     # r1: session a purchased (stage A), session b only viewed (stage D)
     assert (t["r1"]["sessions"], t["r1"]["atc"], t["r1"]["purchased"]) == (2, 1, 1)
     assert (t["r1"]["s_A"], t["r1"]["s_D"], t["r1"]["s_E"]) == (0.5, 0.5, 0.0)
     assert (t["r3"]["s_D"], t["r3"]["s_E"]) == (0.5, 0.5)
     # a simulated buyer whose episode logged nothing still counts as one session (stage E)
     ghost = pl.DataFrame({"store_id": ["s", "s"], "buyer_id": ["x1", "ghost"]})
-    g = fid.buyer_table(SIM, ghost, min_sessions=1)
+    g = buyer_table(SIM, ghost, min_sessions=1)
     g = {r["buyer_id"]: r for r in g.iter_rows(named=True)}
     assert (g["ghost"]["sessions"], g["ghost"]["atc"], g["ghost"]["s_E"]) == (1, 0, 1)
     assert (g["x1"]["sessions"], g["x1"]["s_A"]) == (1, 1)
@@ -83,7 +85,7 @@ def test_buyer_table_counts_sessions_and_one_session_strata():
 
 def _hand_populations():
     """The events of test_population as buyer tables: real r1 (A), r2 (C), r3 (D); sim x1..x3."""
-    real = fid.buyer_table(
+    real = buyer_table(
         REAL,
         pl.DataFrame(
             {
@@ -94,7 +96,7 @@ def _hand_populations():
             }
         ),
     )
-    sim = fid.buyer_table(
+    sim = buyer_table(
         SIM,
         pl.DataFrame(
             {
@@ -106,7 +108,7 @@ def _hand_populations():
         ),
         min_sessions=1,
     )
-    return fid.Population.from_table(real, ["s"]), fid.Population.from_table(sim, ["s"])
+    return Population.from_table(real, ["s"]), Population.from_table(sim, ["s"])
 
 
 def test_point_figures_by_hand():
@@ -205,9 +207,9 @@ def _random_populations(n_real, n_sim, seed=0, same=False):
 
 def test_interval_is_the_percentiles_shifted_by_the_bootstrap_bias():
     boot = np.linspace(0.02, 0.08, 1001)[:, None]  # percentiles 0.0215, 0.0785; mean 0.05
-    lo, hi = fid.interval(np.array([0.01]), boot, (0.0, 1.0))
+    lo, hi = interval(np.array([0.01]), boot, (0.0, 1.0))
     assert lo[0] == 0.0 and hi[0] == pytest.approx(0.0785 - 0.04)  # clipped at the range
-    lo, hi = fid.interval(np.array([0.05]), boot)
+    lo, hi = interval(np.array([0.05]), boot)
     assert (lo[0], hi[0]) == pytest.approx((0.0215, 0.0785))  # unbiased: the plain percentiles
 
 
@@ -255,7 +257,7 @@ def test_evaluate_rejects_arms_with_other_buyers():
     with pytest.raises(ValueError, match="arm 'b' does not hold the same simulated buyers"):
         fid.evaluate(real, {"a": sim, "b": other}, {}, n_boot=10)
     with pytest.raises(ValueError, match="stores outside"):
-        fid.Population.from_table(
+        Population.from_table(
             pl.DataFrame(
                 {
                     "store_id": ["zz"],

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from simpersona_jax.metrics import fidelity
+from simpersona_jax.metrics.population import Population
 from simpersona_jax.rollout.driver import EpisodeResult, EpisodeSpec, Step
 from simpersona_jax.sim import report
 from simpersona_jax.sim.score import failures, timelines
@@ -18,7 +19,7 @@ def small_report():
     def make(n, sessions):
         stratum, code = rng.integers(0, 5, n), rng.integers(0, 12, n)
         atc = rng.binomial(sessions, 0.4, n)
-        return fidelity.Population(
+        return Population(
             ("s1", "s2", "s3"),
             rng.integers(0, 3, n),
             stratum,
