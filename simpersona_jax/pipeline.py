@@ -15,7 +15,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-# Its own flag set: a stage's module (simulate) defines --config on absl's global one.
+# Its own flag set: --config here never clashes with a flag some imported module defines on
+# absl's global one.
 _FLAGS = flags.FlagValues()
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "pipeline config", flag_values=_FLAGS, lock_config=True

@@ -15,11 +15,11 @@ from typing import Callable
 
 import ml_collections
 
-from simpersona_jax import simulate as simulate_lib
-from simpersona_jax import traces as traces_lib
 from simpersona_jax.loop.checks import PipelineError, check_code_range, persona_coverage
+from simpersona_jax.replay import generate as traces_lib
 from simpersona_jax.sim import goal_tasks
 from simpersona_jax.sim import report as sim_report
+from simpersona_jax.sim import run as sim_run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,7 +248,7 @@ def _agent_run_configure(sub: str):
 
 
 def _simulate_execute(cfg, stage_dir, done):
-    out = simulate_lib.simulate(cfg)
+    out = sim_run.simulate(cfg)
     print(sim_report.format_table(out), flush=True)
     outputs = dict(
         arms=out["arms"],

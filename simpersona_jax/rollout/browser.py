@@ -12,6 +12,9 @@ javascript:, about:, data:, file:):
   everything off the origin: a navigation is answered 204 No Content, so the page stays where it
   is, and anything else is aborted. Such navigations are appended to `context.blocked` and each
   callable in `context.on_blocked` is called with the URL.
+
+`LoopBrowser` is a started BrowserPool on a private event loop, for synchronous callers (the
+simulation runs every arm through one; tests use it too).
 """
 
 from __future__ import annotations
@@ -175,3 +178,18 @@ class BrowserPool:
         if self._pw is not None:
             await self._pw.stop()
             self._pw = None
+
+
+class LoopBrowser:
+    """Owns an event loop and a started BrowserPool; `run(coro)` runs a coroutine on that loop."""
+
+    def __init__(self, contexts_per_browser: int = 200):
+        self.loop = asyncio.new_event_loop()
+        self.pool = self.run(BrowserPool(contexts_per_browser).start())
+
+    def run(self, coro):
+        return self.loop.run_until_complete(coro)
+
+    def close(self) -> None:
+        self.run(self.pool.close())
+        self.loop.close()

@@ -166,7 +166,7 @@ def test_quarantined_duplicates_keep_their_raw_values(tmp_path):
 
 
 def test_buyer_summary_prints_strata_as_letters():
-    from simpersona_jax.ingest import format_buyers
+    from simpersona_jax.data.run import format_buyers
 
     text = format_buyers(
         {

@@ -53,7 +53,7 @@ def test_traces_cli(tmp_path):
 def test_mistyped_data_dir_is_an_error_and_generates_nothing(tmp_path):
     import importlib.util
 
-    from simpersona_jax.traces import load
+    from simpersona_jax.replay.generate import load
 
     path = os.path.join(ROOT, "experiments", "traces.py")
     spec = importlib.util.spec_from_file_location("traces_exp", path)

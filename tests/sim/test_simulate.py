@@ -43,7 +43,7 @@ def _cfg(tmp_path, data_dir, arms):
 
 @pytest.mark.browser
 def test_arms_on_the_same_buyers_end_to_end(tmp_path):
-    from simpersona_jax.simulate import simulate
+    from simpersona_jax.sim.run import simulate
 
     synth = default_config()
     synth.update(
@@ -77,7 +77,7 @@ def test_arms_on_the_same_buyers_end_to_end(tmp_path):
 
 
 def test_arms_that_cannot_run_are_skipped_with_a_reason():
-    from simpersona_jax.simulate import plan_arms
+    from simpersona_jax.sim.run import plan_arms
 
     synthetic = pl.DataFrame({"true_type": [0, 2]})
     real = pl.DataFrame({"true_type": [-1, -1]})
@@ -91,7 +91,7 @@ def test_arms_that_cannot_run_are_skipped_with_a_reason():
 
 
 def test_mistyped_data_root_is_an_error(tmp_path):
-    from simpersona_jax.simulate import simulate
+    from simpersona_jax.sim.run import simulate
 
     cfg = _cfg(tmp_path, str(tmp_path / "no_such_root"), ("oracle",))
     with pytest.raises(FileNotFoundError, match=r"config.data.dir=.*no_such_root.* is not a dir"):
