@@ -19,10 +19,7 @@ from simpersona_jax.data import run as ingest_run
 
 def main(argv):
     del argv
-    cfg = _CONFIG.value
-    if cfg.ingest.get("mapping_file") and cfg.ingest.mapping:
-        raise app.UsageError("give ingest.mapping or ingest.mapping_file, not both")
-    ingest_run.run(cfg)
+    ingest_run.run(_CONFIG.value)
 
 
 if __name__ == "__main__":  # flags only when run: importing this module defines none
