@@ -2,15 +2,10 @@
 
     python -m simpersona_jax.simulate --config=experiments/simulate.py
 
-Draws simulated buyers once from each store's type distribution (a real buyer's code, from
-`python -m simpersona_jax.assign`) and runs the same buyers through every arm of `cfg.arms`:
-`oracle` (the scripted shopper acting out the source buyer's true synthetic type) and the LM
-agent with a matched, mismatched, no, or text persona. Each arm gets its own storefront and
-event log (`<out_dir>/<arm>/events`); one agent episode (session) per simulated buyer runs through
-the async Playwright driver with a progress bar. The logs are scored with the same metrics code
-as real traffic (`metrics.fidelity`: every figure with a bootstrap CI, next to the never-buy and
-average-buyer baselines), written as `<out_dir>/report.json` and `<out_dir>/report.html`, and
-printed as a table. See `simpersona_jax.sim.run`.
+Runs every arm of `cfg.arms` (scripted oracle; LM agent with matched / mismatched / no / text
+persona) on the same simulated buyers of each held-out store, prints the table of figures with
+95% CIs next to the never-buy and average-buyer baselines, and writes `<out_dir>/report.json`
+and `report.html`. The logic is `simpersona_jax.sim.run.simulate`.
 """
 
 from absl import app, flags
