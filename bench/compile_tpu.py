@@ -48,8 +48,9 @@ def _experiment(name):
     return mod.get_config()
 
 
-def lm_config(stage: int, seq: int, batch: int, remat: str):
+def lm_config(stage: int, seq: int, batch: int, remat: str, scores_f32: bool = True):
     c = _experiment(f"agent_stage{stage}")
+    c.lm.attn_scores_f32 = scores_f32  # False: bf16 q.k scores (f32 softmax), half their bytes
     c.global_batch_size = batch
     c.data.seq_len = seq
     c.persona.num_personas = 256
@@ -129,7 +130,7 @@ def main(argv):
     rows, targets = [], []
     cases = set(_CASES.value)
     if "lm06_v5p" in cases:
-        r = _run(lm_config(2, 2048, 8, "none"), "v5p:2x2x1", "qwen3-0.6b")
+        r = _run(lm_config(2, 2048, 8, "none", scores_f32=False), "v5p:2x2x1", "qwen3-0.6b")
         if r:
             rows.append(sizing.table_row(r, "v5p:2x2x1"))
             targets.append(

@@ -47,6 +47,8 @@ class LMConfig:
     # xla: the blocked causal einsum attention (lm/model.py); jax: jax.nn.dot_product_attention
     # (XLA); cudnn: its fused GPU kernel (cuDNN flash attention).
     attention_impl: str = "xla"
+    # The attention q.k scores in f32 (else in the compute dtype; the softmax is f32 either way).
+    attn_scores_f32: bool = True
     loss_chunk: int = 512  # sequence positions per chunk of the loss' logits (lm/loss.py)
     # The layer loop: a rolled scan (one compiled layer; compile time flat in depth) or unrolled
     # (straight-line code: no per-layer slicing of stacked params, residuals and cache; faster for

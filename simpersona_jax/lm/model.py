@@ -20,6 +20,7 @@ One call serves training and cached decoding:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -135,9 +136,8 @@ class Attention(nn.Module):
 def _attend(q_BxTxHxD, k_BxKxSxD, v_BxKxSxD, mask_BxTxS, cfg: LMConfig):
     b, t, h, d = q_BxTxHxD.shape
     kv = k_BxKxSxD.shape[1]
-    if (
-        cfg.attention_impl != "xla"
-    ):  # "jax": jax.nn.dot_product_attention's default; "cudnn": fused GPU kernel
+    # "jax": jax.nn.dot_product_attention's default; "cudnn": its fused GPU kernel.
+    if cfg.attention_impl != "xla":
         impl = None if cfg.attention_impl == "jax" else cfg.attention_impl
         k, v = k_BxKxSxD.transpose(0, 2, 1, 3), v_BxKxSxD.transpose(0, 2, 1, 3)
         return jax.nn.dot_product_attention(
@@ -146,35 +146,47 @@ def _attend(q_BxTxHxD, k_BxKxSxD, v_BxKxSxD, mask_BxTxS, cfg: LMConfig):
     # Grouped query heads share their key/value head: logits [B, KV, T, G, S] are one batched matmul
     # per (row, kv head) whose contraction (D) and softmax (S) axes are minor, so no big transposes.
     q = (q_BxTxHxD * jnp.asarray(d**-0.5, q_BxTxHxD.dtype)).reshape(b, t, kv, h // kv, d)
+    sdt = jnp.float32 if cfg.attn_scores_f32 else q.dtype  # the q.k scores' dtype
     if k_BxKxSxD.shape[2] != t or t <= CAUSAL_BLOCK:
-        out = _attend_block(q, k_BxKxSxD, v_BxKxSxD, mask_BxTxS)
+        out = _attend_block(q, k_BxKxSxD, v_BxKxSxD, mask_BxTxS, sdt)
     else:
         # As many keys as queries means the chunk attends to itself (training, prefill), causally: query
         # block i only needs the keys up to its end, so the masked upper triangle of blocks is never
         # computed (7/16 of the work saved with 8 blocks).
         block = max(CAUSAL_BLOCK, -(-t // MAX_CAUSAL_BLOCKS))
-        outs = []
-        for lo in range(0, t, block):
-            hi = min(lo + block, t)
-            outs.append(
-                _attend_block(
-                    q[:, lo:hi],
-                    k_BxKxSxD[:, :, :hi],
-                    v_BxKxSxD[:, :, :hi],
-                    mask_BxTxS[:, lo:hi, :hi],
-                )
+        outs = [
+            _attend_block(
+                q[:, lo : lo + block],
+                k_BxKxSxD[:, :, : lo + block],
+                v_BxKxSxD[:, :, : lo + block],
+                mask_BxTxS[:, lo : lo + block, : lo + block],
+                sdt,
             )
+            for lo in range(0, t, block)
+        ]
         out = jnp.concatenate(outs, axis=2)
     return out.transpose(0, 2, 1, 3, 4).reshape(b, t, h, d)
 
 
-def _attend_block(q_BxTxKxGxD, k_BxKxSxD, v_BxKxSxD, mask_BxTxS):
-    logits = jnp.einsum(
-        "btkgd,bksd->bktgs", q_BxTxKxGxD, k_BxKxSxD, preferred_element_type=jnp.float32
-    )
-    logits = jnp.where(mask_BxTxS[:, None, :, None, :], logits, NEG_INF)
-    probs = jax.nn.softmax(logits, axis=-1).astype(v_BxKxSxD.dtype)
+def _attend_block(q_BxTxKxGxD, k_BxKxSxD, v_BxKxSxD, mask_BxTxS, sdt):
+    logits = jnp.einsum("btkgd,bksd->bktgs", q_BxTxKxGxD, k_BxKxSxD, preferred_element_type=sdt)
+    probs = _masked_softmax(logits, mask_BxTxS[:, None, :, None, :], v_BxKxSxD.dtype, sdt)
     return jnp.einsum("bktgs,bksd->bktgd", probs, v_BxKxSxD)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _masked_softmax(logits, mask, dtype, scores_dtype):
+    """softmax(where(mask, logits, -inf)) in f32, returned in `dtype`; the backward keeps only
+    these `dtype` probabilities, not an f32 copy (half the bytes of the biggest activation)."""
+    return jax.nn.softmax(jnp.where(mask, logits.astype(jnp.float32), NEG_INF), -1).astype(dtype)
+
+
+def _masked_softmax_bwd(dtype, scores_dtype, p, g):
+    p, g = p.astype(jnp.float32), g.astype(jnp.float32)
+    return (p * (g - jnp.sum(p * g, axis=-1, keepdims=True))).astype(scores_dtype), None
+
+
+_masked_softmax.defvjp(lambda x, m, *dt: (_masked_softmax(x, m, *dt),) * 2, _masked_softmax_bwd)
 
 
 class MLP(nn.Module):

@@ -47,13 +47,14 @@ def model_config(config, vocab_size: int, tokenizer) -> LMConfig:
 
 
 def numerics(lm) -> dict:
-    """LMConfig overrides from config.lm: dtypes, remat, attention kernel, loss chunk."""
+    """LMConfig overrides from config.lm: dtypes, remat, attention kernel and scores, loss chunk."""
     return dict(
         dtype=lm.get("dtype", "float32"),
         param_dtype=lm.get("param_dtype", "float32"),
         remat_policy=lm.get("remat_policy", "none"),
         attention_impl=lm.get("attention_impl", "xla"),
         loss_chunk=int(lm.get("loss_chunk", 512)),
+        attn_scores_f32=bool(lm.get("attn_scores_f32", True)),
     )
 
 
