@@ -62,6 +62,7 @@ def _warn(text: str) -> None:
 
 def _ignore_closed_loop_errors() -> None:
     """Drop (process-wide, from now on) the 'Event loop is closed' errors a failed restore leaves.
+    Installed before the first restore: the errors can arrive before the failed restore returns.
 
     Orbax runs a restore on an event loop it closes when the restore fails, while TensorStore
     still completes the other reads in flight; each of their callbacks then raises
@@ -132,13 +133,13 @@ def _restore_newest(manager: ocp.CheckpointManager, items: dict, step: int | Non
     `items` ({name: restore args}) restore, each item restored on its own so a failure names it."""
     steps = [step] if step is not None else sorted(manager.all_steps(), reverse=True)
     skipped = []
+    _ignore_closed_loop_errors()
     for s in steps:
         restored, why = {}, None
         for name, args in items.items():
             try:
                 restored.update(manager.restore(s, args=ocp.args.Composite(**{name: args})))
             except Exception as e:  # noqa: BLE001 - any failure means this step does not restore
-                _ignore_closed_loop_errors()
                 why = describe_failure(os.path.join(str(manager.directory), str(s), name), e)
                 break
         if _all_processes_agree(why is None):
