@@ -47,15 +47,16 @@ def model_config(config, vocab_size: int, tokenizer) -> LMConfig:
 
 
 def numerics(lm) -> dict:
-    """LMConfig overrides from config.lm: dtypes, remat, attention kernel and scores, loss chunk."""
-    return dict(
-        dtype=lm.get("dtype", "float32"),
-        param_dtype=lm.get("param_dtype", "float32"),
-        remat_policy=lm.get("remat_policy", "none"),
-        attention_impl=lm.get("attention_impl", "xla"),
-        loss_chunk=int(lm.get("loss_chunk", 512)),
-        attn_scores_f32=bool(lm.get("attn_scores_f32", True)),
+    """LMConfig overrides from config.lm (keys and defaults in lm/experiment.sft_config)."""
+    keys = (
+        "dtype",
+        "param_dtype",
+        "remat_policy",
+        "attention_impl",
+        "loss_chunk",
+        "attn_scores_f32",
     )
+    return {k: lm[k] for k in keys}
 
 
 def _bpe_texts(train_df):

@@ -250,7 +250,7 @@ def _vqvae_cross(config) -> list[str]:
 
 
 def _lm_rules():
-    from simpersona_jax.lm.config import FAMILIES, REMAT_POLICIES
+    from simpersona_jax.lm.config import ATTENTION_IMPLS, FAMILIES, REMAT_POLICIES
 
     dtypes = choice("float32", "bfloat16", "float16")
     return (
@@ -275,6 +275,9 @@ def _lm_rules():
         ("lm.dtype", dtypes, False),
         ("lm.param_dtype", dtypes, False),
         ("lm.remat_policy", choice(*REMAT_POLICIES), False),
+        ("lm.attention_impl", choice(*ATTENTION_IMPLS), False),
+        ("lm.attn_scores_f32", boolean, False),
+        ("lm.loss_chunk", integer(0), False),
         ("lm.model.family", choice(*FAMILIES), False),
         *(
             (f"lm.model.{k}", integer(1), False)
