@@ -144,6 +144,21 @@ def test_lm_sft_keys(tmp_path):
     ]
 
 
+def test_lm_numerics_keys(tmp_path):
+    """The attention and loss settings are config keys (settable with --config.lm.*), checked."""
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    cfg = _experiment("agent_base.py")
+    cfg.data.traces_dir = str(traces)
+    cfg.lm.attn_scores_f32 = False
+    assert validate.problems(cfg, None) == []
+    cfg.lm.attention_impl, cfg.lm.loss_chunk = "flash", -1
+    assert validate.problems(cfg, None) == [
+        "config.lm.attention_impl='flash': expected one of 'xla', 'jax', 'cudnn'",
+        "config.lm.loss_chunk=-1: expected an integer >= 0",
+    ]
+
+
 def test_train_tool_prints_one_line_per_problem_and_no_traceback(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")
