@@ -44,11 +44,14 @@ class LMConfig:
     dtype: str = "float32"  # compute dtype ("bfloat16" on accelerators)
     param_dtype: str = "float32"
     remat_policy: str = "none"  # none | full | dots | dots_no_batch
-    # xla: the blocked causal einsum attention (lm/model.py); jax: jax.nn.dot_product_attention
+    # xla: flash-style attention in XLA ops (lm/attention.py); jax: jax.nn.dot_product_attention
     # (XLA); cudnn: its fused GPU kernel (cuDNN flash attention).
     attention_impl: str = "xla"
     # The attention q.k scores in f32 (else in the compute dtype; the softmax is f32 either way).
     attn_scores_f32: bool = True
+    # xla causal self-attention in at most this many query blocks (rows >= 64 each); the key
+    # blocks above the diagonal are skipped. More blocks: fewer FLOPs, more (smaller) ops.
+    attn_blocks: int = 4
     loss_chunk: int = 512  # sequence positions per chunk of the loss' logits (lm/loss.py)
     # The layer loop: a rolled scan (one compiled layer; compile time flat in depth) or unrolled
     # (straight-line code: no per-layer slicing of stacked params, residuals and cache; faster for
@@ -74,6 +77,8 @@ class LMConfig:
             raise ValueError(
                 f"attention_impl={self.attention_impl!r}; expected one of {ATTENTION_IMPLS}"
             )
+        if self.attn_blocks < 1:
+            raise ValueError(f"attn_blocks={self.attn_blocks}; expected >= 1")
         if self.unroll_layers is None:
             object.__setattr__(self, "unroll_layers", self.num_layers <= 8)
 

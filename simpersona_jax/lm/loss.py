@@ -1,8 +1,10 @@
 """The SFT loss from final hidden states, in sequence chunks: full [B, T, V] logits never exist.
 
 The vocabulary projection, log-sum-exp, target logit and argmax run one chunk of positions at a
-time inside a rematerialised `lax.scan`: the forward keeps [B, chunk, V] logits for one chunk,
-the backward recomputes each chunk's logits instead of storing them. Logits are constrained to
+time inside a `lax.scan`. Each chunk's cross-entropy has its own VJP: the forward keeps only the
+chunk's log-sum-exp, the backward recomputes the chunk's logits once and forms
+(softmax - one-hot) from them and that log-sum-exp (no second log-sum-exp pass, no stored
+[B, chunk, V] logits). Logits are constrained to
 ('act_batch', 'act_len', 'act_vocab') so, inside a mesh + rules context, the vocabulary is
 sharded on 'tensor' and the batch on ('data', 'fsdp'). Same values as sft.masked_loss on full
 logits (tests/lm/test_loss.py).
@@ -41,21 +43,10 @@ def masked_loss(hidden_BxTxE, w_ExV, batch, *, chunk: int, dtype) -> tuple[jax.A
 
     w = w_ExV.astype(dtype)
 
-    @jax.checkpoint
     def one(carry, xs):
         h_BxCxE, tgt_BxC, mask_BxC = xs
-        logits = jnp.dot(h_BxCxE.astype(dtype), w, preferred_element_type=jnp.float32)
-        logits = constrain(logits, ("act_batch", "act_len", "act_vocab"))
-        logz = jax.nn.logsumexp(logits, axis=-1)
-        # Target logit as a masked sum over the vocabulary (no gather across vocab shards).
-        vocab = jax.lax.broadcasted_iota(jnp.int32, logits.shape, 2)
-        tgt_logit = jnp.sum(jnp.where(vocab == tgt_BxC[..., None], logits, 0.0), axis=-1)
-        correct = jnp.argmax(logits, axis=-1) == tgt_BxC
-        loss_sum, correct_sum = carry
-        return (
-            loss_sum + jnp.sum((logz - tgt_logit) * mask_BxC),
-            correct_sum + jnp.sum(correct * mask_BxC),
-        ), None
+        loss, correct = _chunk_loss(h_BxCxE.astype(dtype), w, tgt_BxC, mask_BxC)
+        return (carry[0] + loss, carry[1] + correct), None
 
     mask = batch["loss_mask"].astype(jnp.float32)
     zero = jnp.zeros((), jnp.float32)
@@ -64,3 +55,41 @@ def masked_loss(hidden_BxTxE, w_ExV, batch, *, chunk: int, dtype) -> tuple[jax.A
     )
     count = jnp.maximum(mask.sum(), 1.0)
     return loss_sum / count, {"token_acc": correct_sum / count, "action_tokens": mask.sum()}
+
+
+def _chunk_logits(h_BxCxE, w_ExV):
+    logits = jnp.dot(h_BxCxE, w_ExV, preferred_element_type=jnp.float32)
+    return constrain(logits, ("act_batch", "act_len", "act_vocab"))
+
+
+def _chunk_fwd(h_BxCxE, w_ExV, tgt_BxC, mask_BxC):
+    logits = _chunk_logits(h_BxCxE, w_ExV)
+    logz = jax.nn.logsumexp(logits, axis=-1)
+    # Target logit as a masked sum over the vocabulary (no gather across vocab shards).
+    vocab = jax.lax.broadcasted_iota(jnp.int32, logits.shape, 2)
+    tgt_logit = jnp.sum(jnp.where(vocab == tgt_BxC[..., None], logits, 0.0), axis=-1)
+    correct = jnp.argmax(logits, axis=-1) == tgt_BxC
+    out = (jnp.sum((logz - tgt_logit) * mask_BxC), jnp.sum(correct * mask_BxC))
+    return out, (h_BxCxE, w_ExV, tgt_BxC, mask_BxC, logz)
+
+
+@jax.custom_vjp
+def _chunk_loss(h_BxCxE, w_ExV, tgt_BxC, mask_BxC):
+    """(sum of masked cross-entropy, sum of masked argmax hits) of one chunk."""
+    return _chunk_fwd(h_BxCxE, w_ExV, tgt_BxC, mask_BxC)[0]
+
+
+def _chunk_bwd(res, g):
+    h, w, tgt, mask, logz = res
+    logits = _chunk_logits(h, w)
+    vocab = jax.lax.broadcasted_iota(jnp.int32, logits.shape, 2)
+    onehot = (vocab == tgt[..., None]).astype(jnp.float32)
+    scale = (g[0] * mask)[..., None]
+    dlogits = ((jnp.exp(logits - logz[..., None]) - onehot) * scale).astype(h.dtype)
+    dlogits = constrain(dlogits, ("act_batch", "act_len", "act_vocab"))
+    dh = jnp.einsum("bcv,ev->bce", dlogits, w, preferred_element_type=jnp.float32)
+    dw = jnp.einsum("bce,bcv->ev", h, dlogits, preferred_element_type=jnp.float32)
+    return dh.astype(h.dtype), dw.astype(w.dtype), None, None
+
+
+_chunk_loss.defvjp(_chunk_fwd, _chunk_bwd)

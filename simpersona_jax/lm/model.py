@@ -4,8 +4,7 @@ RMSNorm, RoPE (lm/rope.py), grouped-query attention, SwiGLU MLP, optional Qwen3 
 q/k/v (Qwen2) / o / MLP biases, tied or untied embeddings. Layers are one `nn.scan` (params
 stacked on a leading 'layers' axis; unrolled for shallow models, LMConfig.unroll_layers) with an
 optional remat policy. Every parameter carries logical axis names (see lm/sharding.py for the
-rules that map them onto the mesh). Causal self-attention skips the key blocks above the
-diagonal (CAUSAL_BLOCK).
+rules that map them onto the mesh). Attention kernels live in lm/attention.py.
 
 One call serves training and cached decoding:
 - training / scoring: `model.apply(params, tokens_BxT, positions_BxT, segment_ids_BxT)`;
@@ -20,22 +19,15 @@ One call serves training and cached decoding:
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from simpersona_jax.lm import rope
+from simpersona_jax.lm import attention, rope
 from simpersona_jax.lm.config import LMConfig
 from simpersona_jax.training import mesh as mesh_lib
-
-NEG_INF = -1e30  # large finite negative: exp underflows to exactly 0, and no NaN on empty rows
-# Causal self-attention runs in query blocks of at least CAUSAL_BLOCK rows, at most
-# MAX_CAUSAL_BLOCKS of them; the key blocks above the diagonal are skipped.
-CAUSAL_BLOCK = 64
-MAX_CAUSAL_BLOCKS = 8
 
 
 def _dtype(name: str):
@@ -126,67 +118,13 @@ class Attention(nn.Module):
                 k = jax.lax.dynamic_index_in_dim(ck, layer, keepdims=False).astype(dt)
                 v = jax.lax.dynamic_index_in_dim(cv, layer, keepdims=False).astype(dt)
 
-        out = _attend(q, k, v, mask_BxTxS[:, q_rows], cfg)
+        out = attention.attend(
+            q, k, v, mask_BxTxS[:, q_rows], cfg.attention_impl, cfg.attn_scores_f32, cfg.attn_blocks
+        )
         y = jnp.einsum("bthd,hde->bte", out.astype(dt), wo.astype(dt))
         if cfg.o_bias:
             y = y + _param(self, "o_bias", (e,), ("embed",), nn.initializers.zeros).astype(dt)
         return y, new_cache
-
-
-def _attend(q_BxTxHxD, k_BxKxSxD, v_BxKxSxD, mask_BxTxS, cfg: LMConfig):
-    b, t, h, d = q_BxTxHxD.shape
-    kv = k_BxKxSxD.shape[1]
-    # "jax": jax.nn.dot_product_attention's default; "cudnn": its fused GPU kernel.
-    if cfg.attention_impl != "xla":
-        impl = None if cfg.attention_impl == "jax" else cfg.attention_impl
-        k, v = k_BxKxSxD.transpose(0, 2, 1, 3), v_BxKxSxD.transpose(0, 2, 1, 3)
-        return jax.nn.dot_product_attention(
-            q_BxTxHxD, k, v, mask=mask_BxTxS[:, None], implementation=impl
-        )
-    # Grouped query heads share their key/value head: logits [B, KV, T, G, S] are one batched matmul
-    # per (row, kv head) whose contraction (D) and softmax (S) axes are minor, so no big transposes.
-    q = (q_BxTxHxD * jnp.asarray(d**-0.5, q_BxTxHxD.dtype)).reshape(b, t, kv, h // kv, d)
-    sdt = jnp.float32 if cfg.attn_scores_f32 else q.dtype  # the q.k scores' dtype
-    if k_BxKxSxD.shape[2] != t or t <= CAUSAL_BLOCK:
-        out = _attend_block(q, k_BxKxSxD, v_BxKxSxD, mask_BxTxS, sdt)
-    else:
-        # As many keys as queries means the chunk attends to itself (training, prefill), causally: query
-        # block i only needs the keys up to its end, so the masked upper triangle of blocks is never
-        # computed (7/16 of the work saved with 8 blocks).
-        block = max(CAUSAL_BLOCK, -(-t // MAX_CAUSAL_BLOCKS))
-        outs = [
-            _attend_block(
-                q[:, lo : lo + block],
-                k_BxKxSxD[:, :, : lo + block],
-                v_BxKxSxD[:, :, : lo + block],
-                mask_BxTxS[:, lo : lo + block, : lo + block],
-                sdt,
-            )
-            for lo in range(0, t, block)
-        ]
-        out = jnp.concatenate(outs, axis=2)
-    return out.transpose(0, 2, 1, 3, 4).reshape(b, t, h, d)
-
-
-def _attend_block(q_BxTxKxGxD, k_BxKxSxD, v_BxKxSxD, mask_BxTxS, sdt):
-    logits = jnp.einsum("btkgd,bksd->bktgs", q_BxTxKxGxD, k_BxKxSxD, preferred_element_type=sdt)
-    probs = _masked_softmax(logits, mask_BxTxS[:, None, :, None, :], v_BxKxSxD.dtype, sdt)
-    return jnp.einsum("bktgs,bksd->bktgd", probs, v_BxKxSxD)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _masked_softmax(logits, mask, dtype, scores_dtype):
-    """softmax(where(mask, logits, -inf)) in f32, returned in `dtype`; the backward keeps only
-    these `dtype` probabilities, not an f32 copy (half the bytes of the biggest activation)."""
-    return jax.nn.softmax(jnp.where(mask, logits.astype(jnp.float32), NEG_INF), -1).astype(dtype)
-
-
-def _masked_softmax_bwd(dtype, scores_dtype, p, g):
-    p, g = p.astype(jnp.float32), g.astype(jnp.float32)
-    return (p * (g - jnp.sum(p * g, axis=-1, keepdims=True))).astype(scores_dtype), None
-
-
-_masked_softmax.defvjp(lambda x, m, *dt: (_masked_softmax(x, m, *dt),) * 2, _masked_softmax_bwd)
 
 
 class MLP(nn.Module):

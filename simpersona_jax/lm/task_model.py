@@ -55,6 +55,7 @@ def numerics(lm) -> dict:
         "attention_impl",
         "loss_chunk",
         "attn_scores_f32",
+        "attn_blocks",
     )
     return {k: lm[k] for k in keys}
 

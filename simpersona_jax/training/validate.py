@@ -277,6 +277,7 @@ def _lm_rules():
         ("lm.remat_policy", choice(*REMAT_POLICIES), False),
         ("lm.attention_impl", choice(*ATTENTION_IMPLS), False),
         ("lm.attn_scores_f32", boolean, False),
+        ("lm.attn_blocks", integer(1), False),
         ("lm.loss_chunk", integer(0), False),
         ("lm.model.family", choice(*FAMILIES), False),
         *(

@@ -9,8 +9,7 @@ import pytest
 import torch
 from hf_testing import hf_config, make_hf_model
 
-from simpersona_jax.lm import hf
-from simpersona_jax.lm import model as model_lib
+from simpersona_jax.lm import attention, hf
 from simpersona_jax.lm.model import Decoder, init_cache
 
 
@@ -54,7 +53,7 @@ def test_rope_variants_match_transformers(tmp_path, token_batch, rope):
 @pytest.mark.parametrize("unroll", [True, False])
 def test_blocked_causal_attention_matches_transformers(hf_models, unroll):
     """t > CAUSAL_BLOCK (query blocks skip the keys above the diagonal), rolled and unrolled layers."""
-    assert 150 > model_lib.CAUSAL_BLOCK
+    assert 150 > attention.CAUSAL_BLOCK
     folder, model = hf_models["llama"]
     ids = np.random.RandomState(5).randint(3, 300, (2, 150)).astype(np.int32)
     with torch.no_grad():

@@ -152,9 +152,10 @@ def test_lm_numerics_keys(tmp_path):
     cfg.data.traces_dir = str(traces)
     cfg.lm.attn_scores_f32 = False
     assert validate.problems(cfg, None) == []
-    cfg.lm.attention_impl, cfg.lm.loss_chunk = "flash", -1
+    cfg.lm.attention_impl, cfg.lm.loss_chunk, cfg.lm.attn_blocks = "flash", -1, 0
     assert validate.problems(cfg, None) == [
         "config.lm.attention_impl='flash': expected one of 'xla', 'jax', 'cudnn'",
+        "config.lm.attn_blocks=0: expected an integer >= 1",
         "config.lm.loss_chunk=-1: expected an integer >= 0",
     ]
 
