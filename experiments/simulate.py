@@ -30,7 +30,14 @@ def get_config():
             arms=("oracle", "matched", "mismatched", "none", "text"),
             # folder + any LMPolicy keyword (decoding settings); "" = no LM arms
             # decoding: constrained (actions drawn from the page's; always valid) | free (sampled text)
-            lm=dict(folder="", temperature=1.0, decoding="constrained", max_new_tokens=48),
+            # mesh: the policy's devices (num_devices=0 + tensor=-1: split over every local device)
+            lm=dict(
+                folder="",
+                temperature=1.0,
+                decoding="constrained",
+                max_new_tokens=48,
+                mesh=dict(num_devices=1, data=1, fsdp=1, tensor=1),
+            ),
             n_boot=1000,  # bootstrap resamples for the 95% CIs
             seed=0,
             out_dir="runs/simulate",

@@ -8,6 +8,9 @@ which other agents share the batch. Decoding:
                          (lm/constrained.py): it always parses and names a shown element
   free                   free-form sampling until a newline (the strict parser judges it)
 `stats` counts prompts whose observation was cut to fit `max_prompt_tokens` (context length).
+`mesh` (a training.mesh config such as {"tensor": -1}, or a jax Mesh; default one device) places the weights
+with the LM's logical-axis rules, and decoding is traced inside that mesh and those rules, so the
+model's activation constraints take effect (e.g. heads and vocab split over 'tensor').
 """
 
 from __future__ import annotations
@@ -15,10 +18,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
+from jax.sharding import Mesh
+
 from simpersona_jax.lm import hf, prompt
+from simpersona_jax.lm import sharding as shd
 from simpersona_jax.lm.candidates import candidates
 from simpersona_jax.lm.constrained import ConstrainedDecoder
 from simpersona_jax.lm.sampling import Sampler
+from simpersona_jax.training import mesh as mesh_lib
 
 DECODINGS = ("constrained", "free")
 
@@ -50,6 +57,9 @@ class LMPolicy:
     ):
         if decoding not in DECODINGS:
             raise ValueError(f"lm.decoding={decoding!r}: expected one of {DECODINGS}")
+        if not isinstance(mesh, Mesh):
+            mesh = mesh_lib.make_mesh(dict(mesh or {"num_devices": 1}))
+        self.mesh = mesh
         self.cfg, self.params = hf.load_params(
             folder, hf.read_config(folder, dtype=dtype), mesh=mesh
         )
@@ -95,6 +105,10 @@ class LMPolicy:
             return []
         self.stats["requests"] += len(requests)
         ids = [self.encode(r) for r in requests]
+        with mesh_lib.activate(self.mesh, shd.LOGICAL_RULES):
+            return self._act(requests, ids, overrides)
+
+    def _act(self, requests, ids, overrides) -> list[str]:
         if self.decoding == "constrained":
             cands = [candidates(r.observation, r.history) for r in requests]
             return self.decoder.choose(

@@ -3,6 +3,7 @@ sharded (8 devices, data x fsdp x tensor) vs single-device, evaluation and the L
 
 import os
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 from fake_traces import write_traces
 
 from simpersona_jax.lm import hf
+from simpersona_jax.lm import sharding as shd
+from simpersona_jax.lm.constrained import ConstrainedDecoder
 from simpersona_jax.lm.experiment import sft_config
 from simpersona_jax.lm.policy import LMPolicy, Request
 from simpersona_jax.lm.task import SFTTask
@@ -103,7 +106,7 @@ def test_stage1_sharded_trains_only_persona_rows(runs):
     } <= set(ev)
 
 
-def test_stage2_sharded_matches_single_device_and_policy_acts(runs):
+def test_stage2_sharded_matches_single_device_and_policy_acts(runs, monkeypatch):
     root, traces = runs
     stage1 = os.path.join(root, "stage1", "hf")
     assert os.path.exists(os.path.join(stage1, "config.json")), "stage 1 test must run first"
@@ -141,6 +144,24 @@ def test_stage2_sharded_matches_single_device_and_policy_acts(runs):
     acts = policy.act(reqs)
     assert len(acts) == 3 and all(isinstance(a, str) and "\n" not in a for a in acts)
     assert policy.act(reqs) == acts
+
+    # The policy on a 2-way tensor mesh: weights split, decoding traced inside the mesh and the
+    # LM's rules (so the model's activation constraints are in the program), same actions.
+    sharded = LMPolicy(
+        os.path.join(root, "stage2_one", "hf"),
+        max_new_tokens=16,
+        mesh={"num_devices": 2, "tensor": 2},
+    )
+    assert len(sharded.params["embedding"].sharding.device_set) == 2
+    contexts, choose = [], ConstrainedDecoder.choose
+
+    def spy(self, *a, **kw):
+        contexts.append((jax.sharding.get_abstract_mesh().shape, nn.get_logical_axis_rules()))
+        return choose(self, *a, **kw)
+
+    monkeypatch.setattr(ConstrainedDecoder, "choose", spy)
+    assert sharded.act(reqs) == acts
+    assert contexts == [({"data": 1, "fsdp": 1, "tensor": 2}, shd.LOGICAL_RULES)]
 
 
 def test_code_projection_stage1_moves_only_the_projection(runs, tmp_path):
