@@ -6,7 +6,6 @@
   rows = codes_KxC @ W_CxE + b, a learned projection of the VQ-VAE code vectors (the rows are
   recomputed from W, b on every forward, and written into the table on export);
   `fit_projection` recovers W, b from exported rows so the next stage keeps training them.
-- `row_mask`: float [V, 1] mask that is 1 on the persona rows only (stage-1 freezing).
 """
 
 from __future__ import annotations
@@ -64,12 +63,6 @@ def extend_vocab(
             params["lm_head"].T, new_ids, n_real_rows, new_vocab_size, k_head
         ).T
     return cfg.replace(vocab_size=new_vocab_size), out
-
-
-def row_mask(vocab_size: int, ids: Sequence[int]) -> np.ndarray:
-    m = np.zeros((vocab_size, 1), np.float32)
-    m[np.asarray(ids, np.int64)] = 1.0
-    return m
 
 
 def init_projection(rng: jax.Array, codes_KxC: np.ndarray, table_VxE, n_real_rows: int) -> dict:

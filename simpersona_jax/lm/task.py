@@ -218,14 +218,13 @@ class SFTTask(OptionalTaskHooks):
         if self.codes is not None:
             labels["persona_proj"] = jax.tree.map(lambda _: "train", shapes["persona_proj"])
             return optax.multi_transform({"train": base, "freeze": _freeze()}, labels)
-        mask = jnp.asarray(persona.row_mask(self.cfg.vocab_size, self.persona_ids))
         labels["embedding"] = "rows"
         if "lm_head" in labels:
             labels["lm_head"] = "rows_t"
         return optax.multi_transform(
             {
-                "rows": optax.chain(base, _scale(mask)),
-                "rows_t": optax.chain(base, _scale(mask.T)),
+                "rows": _rows_only(base, self.persona_ids, axis=0),
+                "rows_t": _rows_only(base, self.persona_ids, axis=1),
                 "freeze": _freeze(),
             },
             labels,
@@ -303,14 +302,25 @@ class SFTTask(OptionalTaskHooks):
 
 # Frozen entries get an update of -0.0: p + (-0.0) == p bit for bit for every p (also -0.0),
 # which multiplying by 0 (or optax.set_to_zero's +0.0) does not guarantee.
-def _scale(mask):
-    def update(updates, state, params=None):
-        # Inside multi_transform this group's tree holds one array (the table); the rest are MaskedNodes.
-        return jax.tree.map(
-            lambda u: jnp.where(mask > 0, u, jnp.asarray(-0.0, u.dtype)), updates
-        ), state
+def _rows_only(base, ids, axis: int):
+    """`base` on the persona rows (axis 0: the embedding) or columns (axis 1: lm_head) of the
+    table only: its state (Adam's moments) covers those K rows, not the whole vocabulary, and
+    every other entry gets an update of -0.0. Inside multi_transform this group's tree holds the
+    one table; the other leaves are MaskedNodes (no leaves)."""
+    ids = jnp.asarray(ids, jnp.int32)
 
-    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+    def take(tree):
+        return jax.tree.map(lambda x: jnp.take(x, ids, axis=axis), tree)
+
+    def put(full, rows):
+        out = jnp.full_like(full, -0.0)
+        return out.at[ids].set(rows) if axis == 0 else out.at[:, ids].set(rows)
+
+    def update(updates, state, params=None):
+        rows, state = base.update(take(updates), state, None if params is None else take(params))
+        return jax.tree.map(put, updates, rows), state
+
+    return optax.GradientTransformation(lambda params: base.init(take(params)), update)
 
 
 def _freeze():

@@ -74,6 +74,10 @@ def test_stage1_sharded_trains_only_persona_rows(runs):
     assert task.cfg.vocab_size % 64 == 0 and task.cfg.vocab_size > max(ids)
     result = train(c, os.path.join(root, "stage1"), task)
     params = jax.device_get(result.state.params)
+    # The optimiser's state covers the K persona rows, not the vocabulary.
+    state_shapes = {np.shape(x) for x in jax.tree.leaves(result.state.opt_state)}
+    assert (len(ids), emb_width := params["embedding"].shape[1]) in state_shapes
+    assert (task.cfg.vocab_size, emb_width) not in state_shapes
     emb = np.asarray(params["embedding"])
     assert emb.shape[0] == task.cfg.vocab_size
     # Every row that existed before is bit-for-bit unchanged, and so is every other parameter.
