@@ -11,6 +11,7 @@ contraction (D) and softmax (S) axes minor, so no big transposes.
   value product (on [T, D], not on the [T, S] probabilities) and keeps only q, k, v, the output
   and the per-row log-sum-exp; the backward recomputes the probabilities from those and takes
   the softmax's row term from rowsum(dO * O), so no [T, S] tensor is stored between the passes.
+  A row that sees no key at all (padding) outputs the mean of the values and passes no gradient.
 - "xla", queries against a longer cache (decoding): one masked softmax block.
 - "jax" / "cudnn": jax.nn.dot_product_attention (its default / the fused GPU kernel).
 
@@ -101,7 +102,13 @@ def _flash_bwd(block, sdt, res, g):
     dq, dk, dv = [], [], []
     for lo, hi in _blocks(q.shape[1], block):
         qb, kb, vb, gb = q[:, lo:hi], k[:, :, :hi], v[:, :, :hi], g[:, :, lo:hi]
-        p = jnp.exp(_scores(qb, kb, mask[:, lo:hi, :hi], sdt) - lse[:, :, lo:hi, :, None])
+        mb = mask[:, lo:hi, :hi]
+        # A row that sees no key (padding) passes no gradient (its f32 log-sum-exp is NEG_INF).
+        p = jnp.where(
+            mb[:, None, :, None, :],
+            jnp.exp(_scores(qb, kb, mb, sdt) - lse[:, :, lo:hi, :, None]),
+            0.0,
+        )
         dp = jnp.einsum("bktgd,bksd->bktgs", gb, vb, preferred_element_type=jnp.float32)
         ds = (p * (dp - row[:, :, lo:hi])).astype(q.dtype)
         # Each query block's key/value gradients cover keys [0, hi): kept as parts and summed

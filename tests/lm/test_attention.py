@@ -74,3 +74,13 @@ def test_decode_block_matches_reference():
     q, k, v, mask, _, _ = _inputs(jnp.float32)
     got = attention.attend(q[:, -3:], k, v, mask[:, -3:], "xla", True, 4)
     np.testing.assert_allclose(got, _reference(q, k, v, mask)[:, -3:], atol=2e-5)
+
+
+def test_padding_rows_pass_no_gradient():
+    """A row that sees no key (segment 0) contributes nothing to dq, dk, dv."""
+    q, k, v, mask, cot, seg = _inputs(jnp.float32)
+    pad_only = jnp.where(jnp.asarray(seg == 0)[:, :, None, None], cot, 0)
+    assert float(jnp.abs(pad_only).sum()) > 0
+    _, grads = _vjp(lambda *a: attention.attend(*a, "xla", True, 4), q, k, v, mask, pad_only)
+    for g in grads:
+        assert float(jnp.abs(g).max()) == 0.0
