@@ -84,3 +84,13 @@ def test_padding_rows_pass_no_gradient():
     _, grads = _vjp(lambda *a: attention.attend(*a, "xla", True, 4), q, k, v, mask, pad_only)
     for g in grads:
         assert float(jnp.abs(g).max()) == 0.0
+
+
+def test_dot_product_attention_path_takes_the_same_mask():
+    """lm.attention_impl='jax' (and 'cudnn', the same call with the GPU kernel) gets the packed
+    segment mask in jax.nn.dot_product_attention's layout: same output as the flash path."""
+    q, k, v, mask, _, seg = _inputs(jnp.float32)
+    live = (seg != 0)[:, :, None, None]
+    got = attention.attend(q, k, v, mask, "jax", True, 4)
+    want = attention.attend(q, k, v, mask, "xla", True, 4)
+    np.testing.assert_allclose(np.where(live, got, 0), np.where(live, want, 0), atol=2e-5)
