@@ -20,7 +20,18 @@ def test_assignment_is_sharded_on_data_without_a_loop():
         jax.random.key(1), (int(cfg.model.codebook_size), int(cfg.model.latent_dim))
     )
     assign = encode.Assigner(model, cosine=False, chunk=16)
-    assert len(jax.local_devices()) == 8 and assign.rows_multiple == 16
+    assert len(jax.local_devices()) == 8
+    # 8 rows on each of the 8 devices at least; then a power of two up to a chunk, then chunks.
+    big = encode.Assigner(model, cosine=False, chunk=1024)
+    assert [big.padded_size(n) for n in (1, 64, 65, 256, 300, 1024, 1500)] == [
+        64,
+        64,
+        128,
+        256,
+        512,
+        1024,
+        2048,
+    ]
     codes, dist = assign(params, embed, x)
     for out in (codes, dist):
         assert out.sharding.spec == jax.sharding.PartitionSpec("data")
