@@ -50,9 +50,7 @@ def sft_config() -> ml_collections.ConfigDict:
     c.lm.remat_policy = "none"  # none | full | dots | dots_no_batch
     c.lm.attention_impl = "xla"  # xla (flash-style, lm/attention.py) | jax | cudnn (GPU kernel)
     c.lm.attn_scores_f32 = True  # False: q.k scores in the compute dtype (softmax stays f32)
-    c.lm.attn_blocks = (
-        4  # xla causal attention: query blocks (key blocks above the diagonal skipped)
-    )
+    c.lm.attn_blocks = 4  # xla causal attention: query blocks (upper-triangle keys skipped)
     c.lm.loss_chunk = 512  # sequence positions per chunk of the loss' logits (lm/loss.py)
     c.lm.model = ml_collections.ConfigDict(
         dict(  # embedded default architecture (Qwen3 layout)

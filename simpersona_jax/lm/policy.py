@@ -8,9 +8,10 @@ which other agents share the batch. Decoding:
                          (lm/constrained.py): it always parses and names a shown element
   free                   free-form sampling until a newline (the strict parser judges it)
 `stats` counts prompts whose observation was cut to fit `max_prompt_tokens` (context length).
-`mesh` (a training.mesh config such as {"tensor": -1}, or a jax Mesh; default one device) places the weights
-with the LM's logical-axis rules, and decoding is traced inside that mesh and those rules, so the
-model's activation constraints take effect (e.g. heads and vocab split over 'tensor').
+`mesh` (a training.mesh config such as {"tensor": -1}, or a jax Mesh; default one device)
+places the weights with the LM's logical-axis rules, and decoding is traced inside that mesh and
+those rules, so the model's activation constraints take effect (e.g. heads and vocab split over
+'tensor').
 """
 
 from __future__ import annotations
