@@ -4,6 +4,7 @@ and a roofline step time / MFU (simpersona_jax/sizing.py; chip peaks in training
 
   python bench/compile_tpu.py                      # every case (~10-30 min on 2 busy cores)
   python bench/compile_tpu.py --cases=lm06_v5p,vq_train
+  python bench/compile_tpu.py --cases=lm06_layers  # compile time / memory: scan vs unrolled, remat
 
 Cases: Qwen3-0.6B + 256 persona tokens, stage 2 (all parameters, AdamW), 8 x 2048 tokens on
 v5p:2x2x1 (bf16 q.k scores, as HF's eager attention computes them; lm06_v5p_f32: the config
@@ -83,6 +84,41 @@ def _run(config, topology, model=None):
         return None
     print(sizing.report(r, _HBM), flush=True)
     return r
+
+
+def layer_loop_table(topology="v5p:2x2x1"):
+    """What the layer scan and remat buy for Qwen3-0.6B stage 2 (8 x 2048): compile time and
+    per-chip memory of the scanned step (remat none / dots_no_batch / full) and of the same step
+    with its 28 layers unrolled (remat none). Full compiles, no cost probes; no target."""
+    from simpersona_jax import sizing
+    from simpersona_jax.lm.task import SFTTask
+    from simpersona_jax.training import compile as compile_lib
+
+    devices = compile_lib.topology_devices(topology)
+    rows = []
+    for remat, unroll in [
+        ("none", False),
+        ("none", True),
+        ("dots_no_batch", False),
+        ("full", False),
+    ]:
+        c = lm_config(2, 2048, 8, remat)
+        task = sizing.shape_task(c, "qwen3-0.6b")
+        if unroll:
+            task = SFTTask.for_shapes(
+                c, task.cfg.replace(unroll_layers=True), min(task.persona_ids)
+            )
+        full = compile_lib.compile_train_step(c, task, devices)
+        m = compile_lib.memory(full)
+        rows.append(
+            f"| {'unrolled' if unroll else 'scan'} | {remat} | {full.seconds:.0f} s | "
+            f"{m['temp'] / 1e9:.2f} | {m['peak'] / 1e9:.2f} |"
+        )
+        print(rows[-1], flush=True)
+    print(
+        f"\nQwen3-0.6B stage 2, 8 x 2048 on {topology}:\n| layers | remat | lower + compile | "
+        "temp GB/chip | peak GB/chip |\n|---|---|---|---|---|\n" + "\n".join(rows)
+    )
 
 
 def compile_assign(config, devices, batch: int):
@@ -187,6 +223,8 @@ def main(argv):
             )
         else:
             targets.append(("lm14b_stage2_mfu", 0.0, 55, False))
+    if "lm06_layers" in cases:
+        layer_loop_table()
     if "vq_train" in cases:
         c = _experiment("vqvae")
         c.global_batch_size = 65536
