@@ -252,7 +252,8 @@ def main(argv):
         seconds = rf["step_s"] * -(-PAPER_BUYERS // batch)
         print(
             f"VQ-VAE assignment, batch {batch} on v5e:2x2: per-chip peak {compile_lib.memory(a)['peak'] / 1e6:.1f} MB, "
-            f"outputs {a.compiled.output_shardings}, step {rf['step_s'] * 1e6:.1f} us ({rf['bound']}-bound) "
+            f"outputs {a.compiled.output_shardings}, collectives {compile_lib.collectives(a.hlo)}, "
+            f"step {rf['step_s'] * 1e6:.1f} us ({rf['bound']}-bound) "
             f"-> {seconds:.3f}s for {PAPER_BUYERS:,} buyers",
             flush=True,
         )
