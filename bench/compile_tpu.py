@@ -252,17 +252,19 @@ def main(argv):
         seconds = rf["step_s"] * -(-PAPER_BUYERS // batch)
         print(
             f"VQ-VAE assignment, batch {batch} on v5e:2x2: per-chip peak {compile_lib.memory(a)['peak'] / 1e6:.1f} MB, "
-            f"outputs {a.compiled.output_shardings}, collectives {compile_lib.collectives(a.hlo)}, "
+            f"outputs {a.compiled.output_shardings}, collectives "
+            f"{sizing.format_collectives(compile_lib.collectives(a.hlo))}, "
             f"step {rf['step_s'] * 1e6:.1f} us ({rf['bound']}-bound) "
             f"-> {seconds:.3f}s for {PAPER_BUYERS:,} buyers",
             flush=True,
         )
         targets.append(("vqvae_assign_8m_v5e_s", seconds, 0.1, seconds < 0.1, "{:.3f}"))
-    print(
-        "\n| model | stage | topology | per-chip GB | FLOPs/step | collectives (count) | predicted step | "
-        "predicted MFU |\n|---|---|---|---|---|---|---|---|"
-    )
-    print("\n".join(rows))
+    if rows:
+        print(
+            "\n| model | stage | topology | per-chip GB | FLOPs/step | collectives (count) | "
+            "predicted step | predicted MFU |\n|---|---|---|---|---|---|---|---|\n"
+            + "\n".join(rows)
+        )
     for t in targets:
         _target(*t)
 

@@ -138,6 +138,11 @@ def fits(result: dict, hbm_fraction: float) -> bool:
     return result["memory"]["peak"] <= hbm_fraction * result["chip"].hbm_bytes
 
 
+def format_collectives(colls: dict[str, tuple[int, int]]) -> str:
+    """'kind: count x, MB' for each kind of `training.compile.collectives`, or 'none'."""
+    return ", ".join(f"{k}: {n} x, {b / 1e6:.1f} MB" for k, (n, b) in colls.items()) or "none"
+
+
 def report(r: dict, hbm_fraction: float = 0.9) -> str:
     gb = 1e9
     m, c, rf, chip = r["memory"], r["cost"], r["roofline"], r["chip"]
@@ -151,10 +156,7 @@ def report(r: dict, hbm_fraction: float = 0.9) -> str:
         f"{c.bytes_accessed / gb:.2f} GB, collectives {c.collective_bytes / gb:.3f} GB; model "
         f"{r['model_flops'] / 1e12:.2f} TFLOP/step over all chips",
         "collectives in the HLO (kind: count, per-device bytes; loop bodies once): "
-        + (
-            ", ".join(f"{k}: {n} x, {b / 1e6:.1f} MB" for k, (n, b) in r["collectives"].items())
-            or "none"
-        ),
+        + format_collectives(r["collectives"]),
         f"roofline on {chip.name} ({chip.peak_flops / 1e12:.0f} TFLOP/s bf16, HBM {chip.hbm_bw / gb:.0f} GB/s, "
         f"ICI {chip.ici_bw / gb:.0f} GB/s; {chip.source}): compute {rf['compute_s'] * 1e3:.1f} ms, HBM "
         f"{rf['hbm_s'] * 1e3:.1f} ms, ICI {rf['ici_s'] * 1e3:.1f} ms -> step {rf['step_s'] * 1e3:.1f} ms "
